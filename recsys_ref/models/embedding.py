@@ -1,0 +1,173 @@
+r"""Base class for recommenders that score by a dot product of learned representations
+and train on mini-batches of observed ``(user, item)`` pairs with sampled negatives.
+
+A subclass only says how representations are computed:
+
+.. code-block:: python
+
+    class MyModel(EmbeddingRecommender):
+        name = "mymodel"
+        def build(self) -> torch.nn.Module:      # called in fit(), after self.train_df is set
+            return MyModule(self.num_users, self.num_items, self.embed_dim)
+
+where the module's ``forward()`` returns ``(user_emb (U, d), item_emb (I, d))`` for the
+whole graph (GNNs propagate here) and may define ``reg_loss(users, pos, neg)`` (an L2 term
+on the batch's free parameters). Scores are :math:`\hat y_{ui} = \mathbf{e}_u^\top
+\mathbf{e}_i`; the loss is BPR or sampled softmax (:mod:`recsys_ref.losses`). Validation
+(``valid`` frame given to ``fit``) measures ``valid_metric@valid_k`` every ``eval_every``
+epochs, stops after ``patience`` evaluations without improvement and restores the best
+weights.
+
+Used in: ``chapters/04_matrix_factorisation`` (BPR-MF) and every GNN chapter.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..evaluate import evaluate_ranking
+from ..losses import NegativeSampler, bpr_loss, softmax_loss
+from ..train import History, get_device, train_loop
+from .base import Recommender
+
+__all__ = ["EmbeddingRecommender"]
+
+
+class EmbeddingRecommender(Recommender):
+    """Mini-batch pairwise/softmax training of a representation model.
+
+    Args:
+        embed_dim: representation size :math:`d`.
+        lr: Adam learning rate.
+        reg: weight of the module's ``reg_loss`` (L2 on the batch's embeddings).
+        num_epochs: maximum epochs.
+        batch_size: positive pairs per step.
+        num_neg: sampled negatives per positive.
+        loss: ``"bpr"`` or ``"softmax"`` (``num_neg=None`` means the full catalogue).
+        temperature: softmax temperature.
+        eval_every, patience, valid_metric, valid_k: early stopping on ``valid``.
+        device: ``None`` picks CUDA when available.
+        seed: seeds initialisation, shuffling and negative sampling.
+        progress: show a progress bar.
+    """
+
+    name = "embedding"
+    uses_validation = True
+
+    def __init__(self, embed_dim: int = 64, lr: float = 1e-3, reg: float = 1e-4,
+                 num_epochs: int = 100, batch_size: int = 2048, num_neg: int | None = 1,
+                 loss: str = "bpr", temperature: float = 1.0, eval_every: int = 5,
+                 patience: int | None = 5, valid_metric: str = "ndcg", valid_k: int = 10,
+                 device: str | None = None, seed: int = 0, progress: bool = False):
+        if embed_dim < 1 or batch_size < 1 or num_epochs < 1:
+            raise ValueError("embed_dim, batch_size and num_epochs must be positive")
+        if loss not in ("bpr", "softmax"):
+            raise ValueError(f"loss must be 'bpr' or 'softmax', got {loss!r}")
+        if loss == "bpr" and num_neg is None:
+            raise ValueError("BPR needs sampled negatives: set num_neg >= 1")
+        self.embed_dim, self.lr, self.reg = embed_dim, lr, reg
+        self.num_epochs, self.batch_size, self.num_neg = num_epochs, batch_size, num_neg
+        self.loss, self.temperature = loss, temperature
+        self.eval_every, self.patience = eval_every, patience
+        self.valid_metric, self.valid_k = valid_metric, valid_k
+        self.device = get_device(device)
+        self.seed, self.progress = seed, progress
+        self.module: torch.nn.Module | None = None
+        self.history: History | None = None
+        self.epoch_seconds: float | None = None
+        self._cache: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    # -- to override -----------------------------------------------------------------
+    def build(self) -> torch.nn.Module:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- training --------------------------------------------------------------------
+    def _batch_loss(self, user_emb, item_emb, users, pos, neg) -> torch.Tensor:
+        u = user_emb[users]                       # (B, d)
+        p = item_emb[pos]                         # (B, d)
+        pos_scores = (u * p).sum(-1)              # (B,)
+        if self.loss == "softmax" and self.num_neg is None:
+            other = u @ item_emb.T                # (B, I)
+            other = other.scatter(1, pos.unsqueeze(1), float("-inf"))
+        else:
+            other = torch.einsum("bd,bnd->bn", u, item_emb[neg])  # (B, n)
+        if self.loss == "bpr":
+            loss = bpr_loss(pos_scores, other)
+        else:
+            loss = softmax_loss(pos_scores, other, self.temperature)
+        if self.reg > 0 and hasattr(self.module, "reg_loss"):
+            loss = loss + self.reg * self.module.reg_loss(users, pos, neg)
+        return loss
+
+    def fit(self, train: pd.DataFrame, num_users: int, num_items: int,
+            valid: pd.DataFrame | None = None) -> "EmbeddingRecommender":
+        mat = self._store_train(train, num_users, num_items)
+        self.train_df = train
+        torch.manual_seed(self.seed)
+        self.module = self.build().to(self.device)
+        opt = torch.optim.Adam(self.module.parameters(), lr=self.lr)
+        sampler = NegativeSampler(mat, seed=self.seed)
+        coo = mat.tocoo()
+        pairs_u = torch.as_tensor(coo.row, dtype=torch.long)
+        pairs_i = torch.as_tensor(coo.col, dtype=torch.long)
+        gen = torch.Generator().manual_seed(self.seed)
+        times: list[float] = []
+
+        def step(epoch: int) -> float:
+            t0 = time.perf_counter()
+            self.module.train()
+            self._cache = None
+            perm = torch.randperm(len(pairs_u), generator=gen)
+            total, n = 0.0, 0
+            for start in range(0, len(perm), self.batch_size):
+                idx = perm[start:start + self.batch_size]
+                users, pos = pairs_u[idx], pairs_i[idx]
+                neg = sampler(users.numpy(), self.num_neg) if self.num_neg else None
+                users, pos = users.to(self.device), pos.to(self.device)
+                neg = neg.to(self.device) if neg is not None else None
+                user_emb, item_emb = self.module()
+                loss = self._batch_loss(user_emb, item_emb, users, pos, neg)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(idx)
+                n += len(idx)
+            times.append(time.perf_counter() - t0)
+            return total / n
+
+        evaluate = None
+        if valid is not None and len(valid) > 0:
+            def evaluate() -> float:
+                self._cache = None
+                res = evaluate_ranking(self.score, valid, num_users, num_items, self.valid_k,
+                                       exclude=[train], metrics=[self.valid_metric])
+                return res[self.valid_metric]
+
+        self.history = train_loop(step, self.num_epochs, evaluate, self.eval_every,
+                                  self.patience if evaluate else None, self.module,
+                                  self.progress, desc=self.name)
+        self.epoch_seconds = float(np.median(times)) if times else None
+        self._cache = None
+        return self
+
+    # -- inference -------------------------------------------------------------------
+    @torch.no_grad()
+    def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Final ``(user_emb (U, d), item_emb (I, d))`` in eval mode (cached)."""
+        self._check_fitted()
+        if self._cache is None:
+            self.module.eval()
+            self._cache = tuple(t.detach() for t in self.module())
+        return self._cache
+
+    def score(self, users: torch.Tensor) -> torch.Tensor:
+        users = self._check_users(users)
+        user_emb, item_emb = self.embeddings()
+        return user_emb[users.to(user_emb.device)] @ item_emb.T
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self.num_users}+{self.num_items}, {self.embed_dim}, "
+                f"loss={self.loss})")

@@ -1,0 +1,78 @@
+"""Execute chapter notebooks in place with papermill (each with its default parameters),
+on the best device available, and record device, wall time and headline results.
+
+    python tools/run_chapters.py chapters/*.ipynb [-p KEY VALUE ...] [--log benchmarks/book_runs.csv]
+
+Each notebook is executed into a temporary file and moved over the original only when it
+succeeded, so a failed run never leaves a half-executed chapter behind.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import papermill as pm
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from recsys_ref.notebook import read_results  # noqa: E402
+from recsys_ref.train import get_device  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("notebooks", nargs="+")
+    ap.add_argument("-p", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                    help="parameter passed to every chapter (papermill -p)")
+    ap.add_argument("--log", default="benchmarks/book_runs.csv",
+                    help="append one row per chapter (device, seconds, results)")
+    args = ap.parse_args()
+    params = {k: json.loads(v) if v[:1] in "[{0123456789-tf" else v for k, v in args.p}
+    device = get_device()
+    name = torch.cuda.get_device_name(0) if device.type == "cuda" else platform.processor() or "cpu"
+    rows = []
+    failed = []
+    for nb in args.notebooks:
+        path = Path(nb)
+        fd, tmp = tempfile.mkstemp(suffix=".ipynb", dir=path.parent, prefix=f".{path.stem}-")
+        os.close(fd)
+        t0 = time.perf_counter()
+        try:
+            pm.execute_notebook(str(path), tmp, parameters=params or None, cwd=str(path.parent),
+                                kernel_name="python3", progress_bar=False)
+        except Exception as err:  # report every failing chapter, keep the original file
+            os.unlink(tmp)
+            failed.append(path.name)
+            print(f"FAILED {path.name}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+            continue
+        seconds = time.perf_counter() - t0
+        os.replace(tmp, path)
+        results = read_results(path)
+        print(f"{path.name:<40} {seconds:7.1f} s  {device.type} {results}")
+        rows.append({"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "chapter": path.stem,
+                     "device": f"{device.type}:{name}", "seconds": round(seconds, 1),
+                     "parameters": json.dumps(params), "results": json.dumps(results)})
+    if args.log and rows:
+        log = Path(args.log)
+        new = not log.exists()
+        with open(log, "a", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            if new:
+                w.writeheader()
+            w.writerows(rows)
+    if failed:
+        print(f"{len(failed)} chapter(s) failed: {', '.join(failed)}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
