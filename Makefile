@@ -42,7 +42,7 @@ execute: env
 	$(PY) tools/run_chapters.py $(CHAPTERS)
 
 html: env
-	$(PY) -m jupyter_book build . --warningiserror --keep-going --quiet
+	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going --quiet
 	@echo "HTML: _build/html/index.html"
 
 ## headless Chromium for the render test (Debian's package; needs root or sudo)
@@ -54,7 +54,7 @@ browser:
 ## make test: the CI tier (unit tests, every chapter with tiny parameters, nbval on the
 ## cheap chapters, the HTML render check)
 test: env browser html
-	$(PY) -m pytest -q tests/unit tests/notebooks tests/render
+	$(PY) -m pytest -q tests/unit tests/notebooks tests/render --nbval-lax --nbval-current-env $$($(PY) -m tests.notebooks.chapters)
 
 test-unit: env
 	$(PY) -m pytest -q tests/unit

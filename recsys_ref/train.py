@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 __all__ = ["set_seed", "get_device", "EarlyStopping", "History", "train_loop"]
 

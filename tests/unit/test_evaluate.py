@@ -1,0 +1,109 @@
+"""Full-ranking evaluation: masking, tie-breaking, batching, agreement with a brute force."""
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from recsys_ref import metrics as M
+from recsys_ref.evaluate import evaluate_ranking, interaction_matrix, topk_items
+
+
+def _frame(pairs):
+    return pd.DataFrame(pairs, columns=["user", "item"])
+
+
+def test_interaction_matrix_is_binary_and_validates_indices():
+    m = interaction_matrix(_frame([(0, 1), (0, 1), (1, 2)]), 2, 3)
+    assert m.toarray().tolist() == [[0, 1, 0], [0, 0, 1]]
+    with pytest.raises(ValueError, match="user index outside"):
+        interaction_matrix(_frame([(5, 0)]), 2, 3)
+    with pytest.raises(ValueError, match="item index outside"):
+        interaction_matrix(_frame([(0, 3)]), 2, 3)
+    with pytest.raises(ValueError, match="lacks column"):
+        interaction_matrix(pd.DataFrame({"u": [0]}), 2, 3)
+
+
+def test_topk_masks_excluded_items_and_breaks_ties_by_index():
+    scores = torch.tensor([[1.0, 1.0, 1.0, 0.0], [0.0, 2.0, 2.0, 2.0]])
+    exclude = interaction_matrix(_frame([(0, 0)]), 2, 4)
+    top = topk_items(scores, 2, [0, 1], 4, exclude)
+    assert top.tolist() == [[1, 2], [1, 2]]
+
+
+def test_topk_is_identical_across_batch_sizes():
+    rng = np.random.default_rng(0)
+    scores = torch.tensor(rng.integers(0, 3, size=(37, 20)), dtype=torch.float32)  # many ties
+    a = topk_items(scores, 5, np.arange(37), 20, batch_size=4)
+    b = topk_items(scores, 5, np.arange(37), 20, batch_size=1000)
+    assert torch.equal(a, b)
+
+
+def test_topk_rejects_bad_input():
+    s = torch.zeros(2, 3)
+    with pytest.raises(ValueError, match="k must be a positive"):
+        topk_items(s, 0, [0], 3)
+    with pytest.raises(ValueError, match="exceeds the catalogue"):
+        topk_items(s, 4, [0], 3)
+    with pytest.raises(ValueError, match="NaN"):
+        topk_items(torch.full((2, 3), float("nan")), 1, [0], 3)
+    with pytest.raises(ValueError, match="returned shape"):
+        topk_items(lambda u: torch.zeros(len(u), 5), 1, [0], 3)
+
+
+def test_evaluate_ranking_matches_brute_force_python():
+    rng = np.random.default_rng(42)
+    nu, ni, k = 25, 40, 5
+    train = _frame([(u, i) for u in range(nu) for i in rng.choice(ni, 6, replace=False)])
+    test_pairs = []
+    for u in range(nu - 3):  # three users without test items are skipped
+        seen = set(train[train.user == u].item)
+        test_pairs += [(u, i) for i in rng.choice([i for i in range(ni) if i not in seen], 4, replace=False)]
+    test = _frame(test_pairs)
+    scores = rng.random((nu, ni))
+    res = evaluate_ranking(scores, test, nu, ni, k, exclude=[train])
+    ranked, relevant = [], []
+    for u in sorted(test.user.unique()):
+        seen = set(train[train.user == u].item)
+        order = [i for i in np.argsort(-scores[u], kind="stable") if i not in seen][:k]
+        ranked.append(order)
+        relevant.append(set(test[test.user == u].item))
+    assert res["precision"] == pytest.approx(M.precision_at_k(ranked, relevant, k))
+    assert res["recall"] == pytest.approx(M.recall_at_k(ranked, relevant, k))
+    assert res["ndcg"] == pytest.approx(M.ndcg_at_k(ranked, relevant, k))
+    assert res["map"] == pytest.approx(M.map_at_k(ranked, relevant, k))
+    assert res["mrr"] == pytest.approx(M.mrr_at_k(ranked, relevant, k))
+
+
+def test_oracle_scores_give_perfect_metrics():
+    test = _frame([(0, 1), (1, 0), (1, 2)])
+    oracle = interaction_matrix(test, 2, 4).toarray()
+    res = evaluate_ranking(oracle, test, 2, 4, k=2)
+    assert res["ndcg"] == pytest.approx(1.0) and res["recall"] == pytest.approx(1.0)
+
+
+def test_score_function_and_matrix_agree():
+    rng = np.random.default_rng(3)
+    mat = torch.tensor(rng.random((10, 15)), dtype=torch.float32)
+    test = _frame([(u, (3 * u) % 15) for u in range(10)])
+    a = evaluate_ranking(mat, test, 10, 15, 3)
+    b = evaluate_ranking(lambda users: mat[users], test, 10, 15, 3)
+    assert a == b
+
+
+def test_empty_test_frame_raises():
+    with pytest.raises(ValueError, match="no interactions"):
+        evaluate_ranking(torch.zeros(2, 3), _frame([]).astype(int), 2, 3, 1)
+
+
+def test_full_ranking_of_ml100k_size_is_fast():
+    rng = np.random.default_rng(0)
+    nu, ni = 943, 1682
+    train = _frame(np.c_[rng.integers(0, nu, 75_000), rng.integers(0, ni, 75_000)])
+    test = _frame(np.c_[rng.integers(0, nu, 25_000), rng.integers(0, ni, 25_000)])
+    scores = torch.rand(nu, ni)
+    evaluate_ranking(scores, test, nu, ni, 10, exclude=[train])  # warm-up
+    t0 = time.perf_counter()
+    evaluate_ranking(scores, test, nu, ni, 10, exclude=[train])
+    assert time.perf_counter() - t0 < 1.0
