@@ -54,6 +54,7 @@ def main() -> int:
             print(f"FAILED {path.name}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
             continue
         seconds = time.perf_counter() - t0
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600 files
         os.replace(tmp, path)
         results = read_results(path)
         print(f"{path.name:<40} {seconds:7.1f} s  {device.type} {results}")
