@@ -79,7 +79,8 @@ def normalized_adjacency(edge_index: torch.Tensor, num_nodes: int,
     deg = degree(edge_index, num_nodes)
     inv_sqrt = torch.where(deg > 0, deg.pow(-0.5), torch.zeros_like(deg))
     values = inv_sqrt[edge_index[0]] * inv_sqrt[edge_index[1]]
-    return torch.sparse_coo_tensor(edge_index, values, (num_nodes, num_nodes)).coalesce()
+    return torch.sparse_coo_tensor(edge_index, values, (num_nodes, num_nodes),
+                                   check_invariants=False).coalesce()
 
 
 def scipy_normalized_adjacency(train: pd.DataFrame, num_users: int, num_items: int) -> sp.csr_matrix:
