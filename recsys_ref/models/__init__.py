@@ -17,7 +17,22 @@ __all__ = ["MODELS", "Recommender", "Popularity", "get_model"]
 # name -> "module:Class" (one line per model; keep sorted by chapter)
 MODELS: dict[str, str] = {
     "popularity": "recsys_ref.models.popularity:Popularity",
+    "userknn": "recsys_ref.models.knn:UserKNN",
+    "itemknn": "recsys_ref.models.knn:ItemKNN",
+    "content": "recsys_ref.models.content:ContentBased",
+    "hybrid": "recsys_ref.models.hybrid:WeightedHybrid",
+    "biasedmf": "recsys_ref.models.mf:BiasedMF",
+    "bpr": "recsys_ref.models.bpr:BPRMF",
+    "svd": "recsys_ref.models.svd:SVDEmbedding",
     "lightgcn": "recsys_ref.models.lightgcn:LightGCN",
+    "gcn": "recsys_ref.models.gcn:GCN",
+    "ngcf": "recsys_ref.models.ngcf:NGCF",
+    "gat": "recsys_ref.models.gat:GATRecommender",
+    "node2vec": "recsys_ref.models.node2vec:Node2Vec",
+    "deepwalk": "recsys_ref.models.node2vec:DeepWalk",
+    "gae": "recsys_ref.models.gae:GraphAutoEncoder",
+    "lightgcn-text": "recsys_ref.models.fusion:LightGCNText",
+    "graphsage": "recsys_ref.models.graphsage:GraphSAGE",
 }
 
 
