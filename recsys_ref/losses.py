@@ -43,16 +43,27 @@ class NegativeSampler:
         seed: seed of the NumPy generator (reproducible sampling).
     """
 
+    #: use a dense membership table up to this many (user, item) cells (64 MB of bools)
+    DENSE_LIMIT = 1 << 26
+
     def __init__(self, train: sp.spmatrix, seed: int = 0):
         coo = sp.coo_matrix(train)
         self.num_users, self.num_items = coo.shape
         self.keys = np.unique(coo.row.astype(np.int64) * self.num_items + coo.col)
         self._full = np.bincount(self.keys // self.num_items, minlength=self.num_users) >= self.num_items
+        # Small catalogues: a dense boolean table answers membership in O(1) (same answers
+        # as the binary search, several times faster); large ones keep only the keys.
+        self._dense = None
+        if self.num_users * self.num_items <= self.DENSE_LIMIT:
+            self._dense = np.zeros(self.num_users * self.num_items, dtype=bool)
+            self._dense[self.keys] = True
         self.rng = np.random.default_rng(seed)
 
     def is_observed(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Boolean array: was ``(users[k], items[k])`` observed?"""
         q = np.asarray(users, dtype=np.int64) * self.num_items + np.asarray(items, dtype=np.int64)
+        if self._dense is not None:
+            return self._dense[q]
         pos = np.searchsorted(self.keys, q)
         pos = np.minimum(pos, len(self.keys) - 1)
         return self.keys[pos] == q

@@ -77,3 +77,16 @@ def test_losses_closed_forms():
     assert l2_penalty(x, x).item() == pytest.approx(24 / 8)
     with pytest.raises(ValueError):
         softmax_loss(pos, other, temperature=0)
+
+
+def test_negative_sampler_dense_and_sparse_paths_agree(monkeypatch):
+    m = sp.random(60, 45, density=0.4, format="csr", random_state=4)
+    users = np.repeat(np.arange(60), 3)
+    dense = NegativeSampler(m, seed=9)
+    assert dense._dense is not None
+    monkeypatch.setattr(NegativeSampler, "DENSE_LIMIT", 0)
+    sparse = NegativeSampler(m, seed=9)
+    assert sparse._dense is None
+    items = np.random.default_rng(0).integers(0, 45, len(users))
+    assert np.array_equal(dense.is_observed(users, items), sparse.is_observed(users, items))
+    assert torch.equal(dense(users, 5), sparse(users, 5))
