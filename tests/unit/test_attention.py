@@ -10,15 +10,6 @@ from recsys_ref.attention import (DotProductAttentionLayer, GATLayer, GATv2Layer
                                   edge_softmax)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The tensors here are tiny: intra-op threads only add synchronisation (and, on a
-    shared machine, waiting for a descheduled thread)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 PAIRS = {
     "gat": (GATLayer, GATConv),
     "gatv2": (GATv2Layer, GATv2Conv),

@@ -13,16 +13,6 @@ from recsys_ref.models.lightgcn import LightGCNModule
 from recsys_ref.models.popularity import Popularity
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The tensors here are tiny: intra-op threads only add synchronisation (and, on a
-    shared machine, waiting for a descheduled thread)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def small_graph(num_users=7, num_items=9, num_pairs=30, seed=0):
     rng = np.random.default_rng(seed)
     pairs = np.unique(np.stack([rng.integers(0, num_users, num_pairs),

@@ -9,16 +9,6 @@ from torch_geometric.utils import to_undirected
 from recsys_ref.layers import DenseGCNLayer, SparseGCNLayer, gcn_norm_dense, gcn_norm_sparse
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a small shared CPU, OpenMP threads spinning against other
-    processes make sparse products many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _random_graph(num_nodes: int, num_edges: int, seed: int, undirected: bool) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     ei = torch.randint(0, num_nodes, (2, num_edges), generator=g)

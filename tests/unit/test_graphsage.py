@@ -18,15 +18,6 @@ from recsys_ref.models.popularity import Popularity
 from recsys_ref.sampling import NeighborSampler
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny graphs: one intra-op thread is fastest and immune to a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def random_edges(num_nodes=12, num_edges=40, seed=0):
     g = torch.Generator().manual_seed(seed)
     ei = torch.randint(0, num_nodes - 2, (2, num_edges), generator=g)   # last 2 nodes isolated

@@ -18,16 +18,6 @@ from recsys_ref.models.popularity import Popularity
 PAIRS = np.array([[0, 0], [0, 1], [1, 1], [1, 2], [2, 2], [2, 3]])
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a small shared CPU, OpenMP threads spinning against other
-    processes make sparse products many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _numpy_norm_adj(pairs, num_users, num_items):
     n = num_users + num_items
     a = np.zeros((n, n))

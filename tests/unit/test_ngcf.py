@@ -14,16 +14,6 @@ from recsys_ref.models.ngcf import NGCF, NGCFLayer, NGCFModule
 PAIRS = np.array([[0, 0], [0, 1], [1, 1], [1, 2], [2, 2], [2, 3]])   # 3 users, 4 items
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a small shared CPU, OpenMP threads spinning against other
-    processes make sparse products many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _adj64():
     return normalized_adjacency(bipartite_edge_index(PAIRS, 3, 4), 7).double()
 

@@ -15,15 +15,6 @@ from recsys_ref.models.node2vec import DeepWalk, Node2Vec, SkipGramModule, sgns_
 from recsys_ref.models.popularity import Popularity
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These graphs are tiny: one thread avoids thread start-up and contention costs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def planted(seed=0):
     """Two taste groups: 24 users like items 0-19, 8 users like items 20-39. Popularity
     ranks group A's items first for everyone; a graph embedding should not."""

@@ -10,15 +10,6 @@ from recsys_ref.sampling import (NeighborSampler, PyGNeighborSampler, SampledSub
                                  make_neighbor_sampler, pyg_sampler_available)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors: one intra-op thread is fastest and immune to a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def random_graph(num_nodes=60, num_edges=600, seed=0):
     """Undirected random graph (both directions stored), no duplicate edges."""
     g = torch.Generator().manual_seed(seed)
