@@ -36,15 +36,12 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..evaluate import evaluate_ranking
 from ..losses import NegativeSampler
-from ..train import train_loop
 from .embedding import EmbeddingRecommender
 
 __all__ = ["MFModule", "BPRMF"]
@@ -179,20 +176,7 @@ class BPRMF(EmbeddingRecommender):
             times.append(time.perf_counter() - t0)
             return total / len(perm)
 
-        evaluate = None
-        if valid is not None and len(valid) > 0:
-            def evaluate() -> float:
-                self._cache = None
-                res = evaluate_ranking(self.score, valid, num_users, num_items, self.valid_k,
-                                       exclude=[train], metrics=[self.valid_metric])
-                return res[self.valid_metric]
-
-        self.history = train_loop(step, self.num_epochs, evaluate, self.eval_every,
-                                  self.patience if evaluate else None, self.module,
-                                  self.progress, desc=self.name)
-        self.epoch_seconds = float(np.median(times)) if times else None
-        self._cache = None
-        return self
+        return self._run_epochs(step, times, train, valid)
 
     def __repr__(self) -> str:
         size = f"{self.num_users}+{self.num_items}, " if self.train_matrix is not None else ""

@@ -138,12 +138,20 @@ class EmbeddingRecommender(Recommender):
             times.append(time.perf_counter() - t0)
             return total / n
 
+        return self._run_epochs(step, times, train, valid)
+
+    def _run_epochs(self, step, times: list[float], train: pd.DataFrame,
+                    valid: pd.DataFrame | None) -> "EmbeddingRecommender":
+        """Run ``step`` under :func:`~recsys_ref.train.train_loop`, early-stopping on
+        ``valid_metric@valid_k`` of ``valid`` (training items masked) when ``valid`` is
+        given; record the history and the median epoch time. Shared by every subclass
+        that writes its own ``step``."""
         evaluate = None
         if valid is not None and len(valid) > 0:
             def evaluate() -> float:
                 self._cache = None
-                res = evaluate_ranking(self.score, valid, num_users, num_items, self.valid_k,
-                                       exclude=[train], metrics=[self.valid_metric])
+                res = evaluate_ranking(self.score, valid, self.num_users, self.num_items,
+                                       self.valid_k, exclude=[train], metrics=[self.valid_metric])
                 return res[self.valid_metric]
 
         self.history = train_loop(step, self.num_epochs, evaluate, self.eval_every,

@@ -51,11 +51,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch_geometric.nn import SAGEConv
 
-from ..evaluate import evaluate_ranking
 from ..graph import bipartite_edge_index
 from ..losses import NegativeSampler, bpr_loss, l2_penalty
 from ..sampling import SampledSubgraph, make_neighbor_sampler
-from ..train import train_loop
 from .embedding import EmbeddingRecommender
 
 __all__ = ["SAGELayer", "GraphSAGEModule", "GraphSAGE", "movielens_features"]
@@ -367,20 +365,7 @@ class GraphSAGE(EmbeddingRecommender):
             times.append(time.perf_counter() - t0)
             return total / n
 
-        evaluate = None
-        if valid is not None and len(valid) > 0:
-            def evaluate() -> float:
-                self._cache = None
-                res = evaluate_ranking(self.score, valid, num_users, num_items, self.valid_k,
-                                       exclude=[train], metrics=[self.valid_metric])
-                return res[self.valid_metric]
-
-        self.history = train_loop(step, self.num_epochs, evaluate, self.eval_every,
-                                  self.patience if evaluate else None, self.module,
-                                  self.progress, desc=self.name)
-        self.epoch_seconds = float(np.median(times)) if times else None
-        self._cache = None
-        return self
+        return self._run_epochs(step, times, train, valid)
 
     @torch.no_grad()
     def score_new_users(self, user_features: np.ndarray, interactions: pd.DataFrame) -> torch.Tensor:
