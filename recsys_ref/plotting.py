@@ -94,7 +94,8 @@ def plot_embedding_2d(xy: np.ndarray, labels: Sequence[str], ax=None, max_classe
     uniq, cnt = np.unique(labels, return_counts=True)
     keep = uniq[np.argsort(-cnt, kind="stable")[:max_classes]]
     other = ~np.isin(labels, keep)
-    ax.scatter(xy[other, 0], xy[other, 1], s=4, c="#BBBBBB", label="other")
+    if other.any():                      # grey "other" only when some label was left out
+        ax.scatter(xy[other, 0], xy[other, 1], s=4, c="#BBBBBB", label="other")
     for j, lab in enumerate(keep):
         sel = labels == lab
         ax.scatter(xy[sel, 0], xy[sel, 1], s=6, color=PALETTE[j % len(PALETTE)], label=str(lab))
