@@ -11,11 +11,23 @@ Prints one table:
 Hyper-parameters are the ones chapter 4 selects on validation data (pass others on the
 command line). BPR is trained on the whole training split for ``--bpr-epochs`` epochs.
 
+A last table times a BPR-MF epoch in the configuration of the speed target (d=64, batch
+8192, one negative, the 74,331 training pairs of the split above = 10 steps, ``--threads``
+intra-op threads, default 1; target 0.1 s): the library's step (:class:`BPRMFLoss`, a
+hand-written gradient into reused scratch blocks) next to the same loop with the plain
+autograd step it replaced (scores through ``MFModule.forward()``, ``MFModule.reg_loss``).
+Both rows draw the same triples; wall seconds are the model's ``epoch_seconds`` (median
+over epochs), min and median over ``--speed-repeats`` fits; CPU seconds per epoch are
+(CPU of an n-epoch fit - CPU of a 1-epoch fit) / (n - 1). On a shared machine report the
+load average with them.
+
     RECSYS_REF_DATA=../shared/data python benchmarks/part1_mf.py
+    python benchmarks/part1_mf.py --speed-only
 """
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import time
 
@@ -25,6 +37,7 @@ import torch
 from recsys_ref.data import load_movielens
 from recsys_ref.evaluate import evaluate_ranking
 from recsys_ref.models.bpr import BPRMF
+from recsys_ref.models.embedding import EmbeddingRecommender
 from recsys_ref.models.mf import BiasedMF
 from recsys_ref.models.popularity import Popularity
 from recsys_ref.models.svd import SVDEmbedding
@@ -33,6 +46,37 @@ from recsys_ref.train import set_seed
 
 PUBLISHED_BPR = {"map": 0.132, "ndcg": 0.442, "precision": 0.388, "recall": 0.213}
 METRICS = ["map", "ndcg", "precision", "recall"]
+
+
+class AutogradBPRMF(BPRMF):
+    """The reference: BPR-MF through the generic loop, i.e. the loss of
+    ``EmbeddingRecommender._batch_loss`` on ``MFModule.forward()`` plus
+    ``MFModule.reg_loss``, differentiated by autograd. Same triples, same Adam."""
+
+    name = "bpr-autograd"
+    fit = EmbeddingRecommender.fit
+
+
+def bpr_epoch_speed(train, ml, repeats: int, epochs: int, seed: int) -> dict:
+    """Wall (min, median over ``repeats`` fits of each fit's median epoch) and CPU seconds
+    per epoch of both implementations, fits interleaved so both see the same load."""
+    kw = dict(embed_dim=64, batch_size=8192, num_neg=1, patience=None, seed=seed)
+    rows = {"BPR-MF (BPRMFLoss, scratch)": BPRMF, "reference (autograd step)": AutogradBPRMF}
+    wall = {label: [] for label in rows}
+    cpu = {label: [] for label in rows}
+    for cls in rows.values():                                   # warm-up (lazy inits)
+        cls(num_epochs=1, **kw).fit(train, ml.num_users, ml.num_items)
+    for _ in range(repeats):
+        for label, cls in rows.items():
+            c0 = time.process_time()
+            cls(num_epochs=1, **kw).fit(train, ml.num_users, ml.num_items)
+            c1 = time.process_time()
+            model = cls(num_epochs=epochs, **kw).fit(train, ml.num_users, ml.num_items)
+            c2 = time.process_time()
+            wall[label].append(model.epoch_seconds)
+            cpu[label].append(((c2 - c1) - (c1 - c0)) / (epochs - 1))
+    return {label: {"wall_min_s": min(wall[label]), "wall_median_s": float(np.median(wall[label])),
+                    "cpu_per_epoch_s": float(np.median(cpu[label]))} for label in rows}
 
 
 def main() -> None:
@@ -49,11 +93,18 @@ def main() -> None:
     ap.add_argument("--bpr-neg", type=int, default=4)
     ap.add_argument("--svd-dim", type=int, default=16)
     ap.add_argument("--svd-matrix", default="binary", choices=["binary", "normalized"])
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    ap.add_argument("--speed-epochs", type=int, default=10)
+    ap.add_argument("--speed-repeats", type=int, default=3)
+    ap.add_argument("--speed-only", action="store_true", help="only the epoch-speed table")
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
     set_seed(args.seed)
     ml = load_movielens("ml-100k")
     print(f"device: cpu ({platform.processor() or platform.machine()}), torch threads "
           f"{torch.get_num_threads()}, torch {torch.__version__}")
+    if args.speed_only:
+        return speed_table(args, ml)
 
     print(f"\nBiased MF (ALS, d={args.mf_dim}, lambda={args.mf_reg}, {args.mf_epochs} sweeps), "
           "GroupLens folds")
@@ -100,7 +151,20 @@ def main() -> None:
         line += f"{fit_s:>9.2f}" if fit_s is not None else f"{'':>9}"
         line += f"{ep_s:>9.3f}" if ep_s is not None else f"{'':>9}"
         print(line)
-    print("  (BPR epoch target <= 0.1 s on this CPU)")
+    speed_table(args, ml)
+
+
+def speed_table(args, ml) -> None:
+    train, _ = stratified_split(ml.ratings, 0.75, filter_by="item", seed=args.seed)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"\nBPR-MF epoch speed: d=64, batch 8192, 1 negative, {len(train):,} pairs "
+          f"({int(np.ceil(len(train) / 8192))} steps), {args.speed_repeats} x {args.speed_epochs}-epoch "
+          f"fits, {torch.get_num_threads()} thread(s), load average {load:.2f} at start")
+    speed = bpr_epoch_speed(train, ml, args.speed_repeats, args.speed_epochs, args.seed)
+    print(f"  {'implementation':<34}{'wall min':>10}{'wall med':>10}{'CPU/epoch':>11}")
+    for label, r in speed.items():
+        print(f"  {label:<34}{r['wall_min_s']:>10.3f}{r['wall_median_s']:>10.3f}{r['cpu_per_epoch_s']:>11.3f}")
+    print(f"  load average at end {os.getloadavg()[0]:.2f}; target: BPR epoch <= 0.1 s")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,11 @@
 and cached), the per-epoch cost of each LightGCN text-fusion variant, and (``--llm``)
 SmolLM2 load time and greedy generation speed.
 
-    python benchmarks/part3_text.py [--epochs 2] [--llm] [--device cpu]
+    python benchmarks/part3_text.py [--repeats 3] [--threads 1 2] [--encode-only] [--llm]
+
+Encoding is timed ``--repeats`` times (no cache, model already loaded) for each thread
+count and precision; min and median are printed with the 1-minute load average before
+each run (the machine may be shared: a load above the core count inflates the times).
 
 Prints a table; record it in ``benchmarks/README.md`` with the date and the machine.
 """
@@ -11,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import tempfile
 import time
 
@@ -30,6 +35,11 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=4096)
     ap.add_argument("--device", default=None)
     ap.add_argument("--llm", action="store_true", help="also time SmolLM2 (loads ~100 MB, slow on CPU)")
+    ap.add_argument("--repeats", type=int, default=3, help="timed encodings per setting (min, median)")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, os.cpu_count() or 1],
+                    help="torch thread counts to time the encoder with")
+    ap.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=TextEncoder.PRECISIONS)
+    ap.add_argument("--encode-only", action="store_true", help="skip the fusion epochs and the LLM")
     args = ap.parse_args()
     device = get_device(args.device)
     rows: list[tuple[str, str]] = [("device", f"{device} | {platform.processor() or platform.machine()} | "
@@ -38,9 +48,27 @@ def main() -> None:
     texts = item_texts(ml.items, match_omdb(ml.items, load_omdb()))
     enc = TextEncoder(device=str(device), cache=False)
     enc._load()
-    t0 = time.perf_counter()
+    lengths = enc.token_lengths(texts)
+    rows.append(("item texts: tokens mean / max, cut at max_length",
+                 f"{lengths.mean():.1f} / {lengths.max()}, {int((lengths > enc.max_length).sum())} "
+                 f"cut at {enc.max_length}"))
     item_emb = enc.encode(texts)
-    rows.append((f"encode {len(texts)} item texts (no cache)", f"{time.perf_counter() - t0:.2f} s"))
+    for precision in args.precisions:
+        for threads in args.threads:
+            e = TextEncoder(device=str(device), cache=False, num_threads=threads, precision=precision)
+            e._tokenizer, e._model = enc._tokenizer, enc._model            # same weights, loaded once
+            secs, loads = [], []
+            for _ in range(args.repeats):
+                loads.append(os.getloadavg()[0])
+                t0 = time.perf_counter()
+                emb = e.encode(texts)
+                secs.append(time.perf_counter() - t0)
+            cos = float((emb * item_emb).sum(1).min())
+            rows.append((f"encode {len(texts)} item texts, {precision}, {threads} thread(s), no cache",
+                         f"min {min(secs):.2f} s, median {statistics.median(secs):.2f} s "
+                         f"({100 * min(secs) / len(texts):.2f} s / 100 texts; load {min(loads):.1f}-"
+                         f"{max(loads):.1f}; min cos to fp32 {cos:.5f})"))
+            print(" | ".join(rows[-1]), flush=True)                 # long runs: show progress
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["RECSYS_REF_CACHE"] = tmp
         cached = TextEncoder(device=str(device))
@@ -48,6 +76,9 @@ def main() -> None:
         t0 = time.perf_counter()
         TextEncoder(device=str(device)).encode(texts)
         rows.append(("same, cache hit (new encoder)", f"{time.perf_counter() - t0:.3f} s"))
+    if args.encode_only:
+        _print(rows)
+        return
     user_emb = enc.encode(user_texts(ml.users))
     train, _ = stratified_split(ml.ratings, 0.75, filter_by="item", seed=42)
     kw = dict(num_epochs=args.epochs, batch_size=args.batch_size, eval_every=args.epochs + 1,
@@ -69,6 +100,10 @@ def main() -> None:
         lm.generate(prompts, max_new_tokens=32)
         dt = time.perf_counter() - t0
         rows.append(("generate 8 x 32 tokens (batched, greedy)", f"{dt:.1f} s ({8 * 32 / dt:.1f} tokens/s)"))
+    _print(rows)
+
+
+def _print(rows: list[tuple[str, str]]) -> None:
     width = max(len(a) for a, _ in rows)
     print("-" * (width + 30))
     for a, b in rows:

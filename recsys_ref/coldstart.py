@@ -37,14 +37,21 @@ __all__ = ["cold_item_split", "evaluate_cold", "history_similarity", "random_sco
 
 
 def cold_item_split(ratings: pd.DataFrame, cold_frac: float = 0.2, seed: int = 0,
-                    num_items: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+                    num_items: int | None = None, candidates: Sequence[int] | None = None,
+                    ) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
     """Choose ``cold_frac`` of the items at random; move all their interactions out.
+
+    With ``candidates`` the cold items are drawn among those only: passing the warm items
+    of a first split carves a *validation* cold set out of the warm part, on which
+    hyper-parameters can be chosen without touching the cold test interactions.
 
     Args:
         ratings: interactions (``user``, ``item``, 0-based).
-        cold_frac: share of items made cold, in ``(0, 1)`` (default 0.2).
+        cold_frac: share of the items (of ``candidates`` when given) made cold, in ``(0, 1)``
+            (default 0.2).
         seed: seeds the choice.
         num_items: catalogue size (default ``ratings.item.max() + 1``).
+        candidates: item indices to draw from (default: the whole catalogue).
 
     Returns:
         ``(warm, cold, cold_items)``: ``warm`` holds no interaction with a cold item,
@@ -57,7 +64,13 @@ def cold_item_split(ratings: pd.DataFrame, cold_frac: float = 0.2, seed: int = 0
             raise ValueError(f"ratings lacks column {col!r}")
     n = int(num_items if num_items is not None else ratings["item"].max() + 1)
     rng = np.random.default_rng(seed)
-    cold_items = np.sort(rng.choice(n, size=max(1, int(round(cold_frac * n))), replace=False))
+    if candidates is None:
+        cold_items = np.sort(rng.choice(n, size=max(1, int(round(cold_frac * n))), replace=False))
+    else:
+        pool = np.unique(np.asarray(candidates, dtype=np.int64))
+        if len(pool) == 0 or pool.min() < 0 or pool.max() >= n:
+            raise ValueError(f"candidates must be non-empty item indices in [0, {n})")
+        cold_items = np.sort(rng.choice(pool, size=max(1, int(round(cold_frac * len(pool)))), replace=False))
     is_cold = ratings["item"].isin(cold_items).to_numpy()
     return ratings[~is_cold], ratings[is_cold], cold_items
 

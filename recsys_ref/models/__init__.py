@@ -32,6 +32,7 @@ MODELS: dict[str, str] = {
     "deepwalk": "recsys_ref.models.node2vec:DeepWalk",
     "gae": "recsys_ref.models.gae:GraphAutoEncoder",
     "lightgcn-text": "recsys_ref.models.fusion:LightGCNText",
+    "lightgcn-textmap": "recsys_ref.models.fusion:LightGCNTextMap",
     "graphsage": "recsys_ref.models.graphsage:GraphSAGE",
 }
 

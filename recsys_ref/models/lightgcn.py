@@ -13,7 +13,8 @@ all layers:
 
 no feature transform, no non-linearity, no self-loop. The only parameters are the
 layer-0 embeddings :math:`\mathbf{E}^{(0)} \in \mathbb{R}^{(U+I) \times d}`; BPR with L2
-on the batch's layer-0 embeddings trains them.
+on the batch's layer-0 embeddings trains them (or a softmax cross-entropy, on dot
+products or, with ``normalize=True``, on cosines over a temperature).
 
 Speed. The propagation is linear, :math:`\mathbf{E} = P\,\mathbf{E}^{(0)}` with
 :math:`P = \frac{1}{L+1}\sum_l \tilde A^l`, so its backward pass is the same
@@ -38,11 +39,12 @@ from __future__ import annotations
 import warnings
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..graph import bipartite_edge_index, normalized_adjacency
-from ..losses import softmax_loss
-from .embedding import EmbeddingRecommender
+from ..losses import bpr_loss, softmax_loss
+from .embedding import EmbeddingRecommender, rows_l2
 
 __all__ = ["to_csr", "LayerMean", "layer_mean", "SpMM", "spmm", "BPRFromTables", "LightGCNModule", "LightGCN"]
 
@@ -62,31 +64,37 @@ def to_csr(adj: torch.Tensor) -> torch.Tensor:
 
 def _mean_of_powers(adj: torch.Tensor, x: torch.Tensor, num_layers: int,
                     work: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-    """:math:`\\frac{1}{L+1}\\sum_{l=0}^{L} A^l x` with ``L`` sparse products, no autograd.
+    r""":math:`\frac{1}{L+1}\sum_{l=0}^{L} A^l x` with ``L`` sparse products, no autograd.
 
-    ``work`` are two ``x``-shaped scratch tensors that the products are written into
-    (``addmm(..., out=)``); reusing them across calls avoids allocating (and, on a
-    virtual machine, page-faulting) fresh ``(N, d)`` blocks every layer.
+    Horner's rule: with :math:`s = x / (L+1)`, :math:`h_0 = s` and :math:`h_{k+1} = s + A
+    h_k`, the last :math:`h_L = s + A s + \dots + A^L s` is the layer mean. Each step is
+    one ``torch.addmm(s, A, h)``, the sparse product and the addition in one kernel, so
+    there is no running sum to update and no final division.
+
+    ``work`` are two ``x``-shaped scratch tensors that the intermediate :math:`h_k` are
+    written into (``addmm(..., out=)``); reusing them across calls avoids allocating (and,
+    on a virtual machine, page-faulting) fresh ``(N, d)`` blocks every layer. The result is
+    always a fresh tensor (it is :math:`s`, overwritten in place by the last step).
     """
-    out = x.clone()
+    out = x / (num_layers + 1)                                   # s, (N, d)
     if num_layers == 0:
         return out
+    if num_layers == 1:
+        return torch.addmm(out, adj, out)                        # s + A s
     if x.device.type != "cpu":            # the caching GPU allocator makes scratch moot
-        h = x
+        h = out
         for _ in range(num_layers):
-            h = torch.sparse.mm(adj, h)
-            out.add_(h)
-        return out.div_(num_layers + 1)
+            h = torch.addmm(out, adj, h)                         # h <- s + A h
+        return h
     if work is None or work[0].shape != x.shape or work[0].dtype != x.dtype \
             or work[0].device != x.device:
         work = (torch.empty_like(x), torch.empty_like(x))
-    src = x
-    for layer in range(num_layers):
+    h = out
+    for layer in range(num_layers - 1):
         dst = work[layer % 2]
-        torch.addmm(dst, adj, src, beta=0, out=dst)      # dst = A src, (N, d)
-        out.add_(dst)
-        src = dst
-    return out.div_(num_layers + 1)
+        torch.addmm(out, adj, h, out=dst)                        # dst = s + A h
+        h = dst
+    return torch.addmm(out, adj, h, out=out)                     # s + A h_{L-1}, into s
 
 
 class LayerMean(torch.autograd.Function):
@@ -161,23 +169,35 @@ class BPRFromTables(torch.autograd.Function):
         u = user_emb.index_select(0, users)                                 # (B, d)
         rows = item_emb.index_select(0, items)                              # (B(1+n), d)
         p, n = rows[:batch], rows[batch:].view(batch, num_neg, -1)         # (B, d), (B, n, d)
-        x = (u.unsqueeze(1) * (p.unsqueeze(1) - n)).sum(-1)                # (B, n) score gaps
-        ctx.save_for_backward(u, p, n, x, users, items)
+        u_col = u.unsqueeze(2)                                              # (B, d, 1)
+        x = (torch.bmm(p.unsqueeze(1), u_col).squeeze(2)                    # (B, n) score gaps
+             - torch.bmm(n, u_col).squeeze(2))                              # e_u.e_i - e_u.e_j
+        ctx.save_for_backward(u, rows, x, users, items)
         ctx.sizes = (user_emb.shape[0], item_emb.shape[0])
         return torch.nn.functional.softplus(-x).mean()                      # = -log sigma(x)
 
     @staticmethod
     def backward(ctx, grad):
-        u, p, n, x, users, items = ctx.saved_tensors
+        r"""With :math:`c_{bk} = \partial\mathcal{L}/\partial x_{bk} = -\sigma(-x_{bk})/(Bn)`:
+        :math:`\partial/\partial\mathbf{e}_u = \sum_k c_k(\mathbf{e}_i - \mathbf{e}_{j_k})`,
+        :math:`\partial/\partial\mathbf{e}_i = (\sum_k c_k)\,\mathbf{e}_u`,
+        :math:`\partial/\partial\mathbf{e}_{j_k} = -c_k\,\mathbf{e}_u`, each summed into
+        its table row (``index_add_``)."""
+        u, rows, x, users, items = ctx.saved_tensors
         num_users, num_items = ctx.sizes
+        batch, num_neg = x.shape
+        p, n = rows[:batch], rows[batch:].view(batch, num_neg, -1)
         c = torch.sigmoid(-x).mul_(-grad / x.numel())                       # (B, n) dL/dx
         c_sum = c.sum(1, keepdim=True)                                      # (B, 1)
-        du = c_sum * p - (c.unsqueeze(-1) * n).sum(1)                       # (B, d)
-        dp = c_sum * u                                                      # (B, d)
-        dn = -c.unsqueeze(-1) * u.unsqueeze(1)                              # (B, n, d)
+        du = p * c_sum                                                      # (B, d) fused
+        for k in range(num_neg):                                            # multiply-adds,
+            du.addcmul_(c[:, k:k + 1], n[:, k], value=-1)                   # no (B, n, d) temps
+        g_rows = torch.empty_like(rows)                                     # (B(1+n), d)
+        torch.mul(u, c_sum, out=g_rows[:batch])                             # dL/de_i
+        torch.mul(u.unsqueeze(1), c.neg().unsqueeze(2),                     # dL/de_j
+                  out=g_rows[batch:].view(batch, num_neg, -1))
         g_user = u.new_zeros(num_users, u.shape[1]).index_add_(0, users, du)
-        g_item = u.new_zeros(num_items, u.shape[1]).index_add_(
-            0, items, torch.cat([dp, dn.reshape(-1, u.shape[1])]))
+        g_item = u.new_zeros(num_items, u.shape[1]).index_add_(0, items, g_rows)
         return g_user, g_item, None, None, None
 
 
@@ -262,12 +282,14 @@ class LightGCNModule(nn.Module):
 
     def reg_loss(self, users, pos, neg) -> torch.Tensor:
         r""":math:`\frac{1}{2B}\sum \lVert \mathbf{e}^{(0)} \rVert^2` over the batch's users,
-        positives and negatives (one gather of the layer-0 table)."""
+        positives and negatives (a row drawn twice counts twice), through
+        :func:`~recsys_ref.models.embedding.rows_l2`: the value of gathering the rows and
+        squaring them, with a hand-written gradient :math:`c_r \mathbf{e}_r / B` (one pass
+        over the table instead of a gather/square/scatter chain of a ``(B(2+n), d)`` block)."""
         parts = [users, pos + self.num_users]
         if neg is not None:
             parts.append(neg.reshape(-1) + self.num_users)
-        rows = self.embedding.weight.index_select(0, torch.cat(parts))     # (B(2+n), d)
-        return rows.pow(2).sum() / (2 * len(users))
+        return rows_l2(self.embedding.weight, *parts, batch=len(users))
 
     def __repr__(self) -> str:
         return (f"LightGCNModule({self.num_users}+{self.num_items}, "
@@ -275,19 +297,25 @@ class LightGCNModule(nn.Module):
 
 
 class LightGCN(EmbeddingRecommender):
-    """LightGCN recommender (see the module docstring for the model).
+    r"""LightGCN recommender (see the module docstring for the model).
 
     Args:
         num_layers: propagation depth :math:`L` (default 3).
         init_std: std of the layer-0 embedding initialisation (default 0.1).
         num_threads: CPU threads used while fitting (default ``None``: PyTorch's setting).
+        normalize: score by cosine similarity over a temperature, :math:`s_{ui} =
+            \cos(\mathbf{e}_u, \mathbf{e}_i) / \tau` with :math:`\tau` = ``temperature``
+            (the "sampled softmax" / SimpleX scoring of Wu et al. 2022 and Mao et al. 2021),
+            in the loss (BPR or softmax) and at inference (:meth:`score`; the
+            :meth:`embeddings` are then the unit-length propagated vectors). The
+            propagation is unchanged. Default ``False``: dot-product scores.
         **kwargs: training options of :class:`~recsys_ref.models.embedding.EmbeddingRecommender`.
     """
 
     name = "lightgcn"
 
     def __init__(self, num_layers: int = 3, init_std: float = 0.1, num_threads: int | None = None,
-                 **kwargs):
+                 normalize: bool = False, **kwargs):
         super().__init__(**kwargs)
         if num_layers < 0:
             raise ValueError(f"num_layers must be >= 0, got {num_layers}")
@@ -295,7 +323,12 @@ class LightGCN(EmbeddingRecommender):
             raise ValueError(f"init_std must be positive, got {init_std}")
         if num_threads is not None and num_threads < 1:
             raise ValueError(f"num_threads must be >= 1 or None, got {num_threads}")
+        if not isinstance(normalize, bool):
+            raise ValueError(f"normalize must be True or False, got {normalize!r}")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {self.temperature}")
         self.num_layers, self.init_std, self.num_threads = num_layers, init_std, num_threads
+        self.normalize = normalize
 
     def fit(self, train, num_users: int, num_items: int, valid=None) -> "LightGCN":
         """:meth:`EmbeddingRecommender.fit`, run with ``num_threads`` CPU threads when set
@@ -320,7 +353,11 @@ class LightGCN(EmbeddingRecommender):
     def _batch_loss(self, user_emb, item_emb, users, pos, neg) -> torch.Tensor:
         """The parent's BPR / sampled-softmax loss with fused gathers (one
         ``index_select`` for positives and negatives together; for BPR a hand-written
-        backward, :class:`BPRFromTables`): same value, a faster step on CPU."""
+        backward, :class:`BPRFromTables`): same value, a faster step on CPU. With
+        ``normalize`` the scores are cosines over ``temperature``
+        (:meth:`_cosine_batch_loss`)."""
+        if self.normalize:
+            return self._cosine_batch_loss(user_emb, item_emb, users, pos, neg)
         if neg is None:
             return super()._batch_loss(user_emb, item_emb, users, pos, neg)
         batch, num_neg = neg.shape
@@ -338,6 +375,62 @@ class LightGCN(EmbeddingRecommender):
             loss = loss + self.reg * self.module.reg_loss(users, pos, neg)
         return loss
 
+    def _cosine_batch_loss(self, user_emb, item_emb, users, pos, neg) -> torch.Tensor:
+        r"""BPR or softmax loss on :math:`s_{ui} = \cos(\mathbf{e}_u, \mathbf{e}_i)/\tau`:
+        the gathered rows are scaled to unit length (through autograd) before the dot
+        products; ``neg=None`` (softmax only) scores the whole catalogue, the positive's
+        column excluded from the "others" as in the parent."""
+        tau = self.temperature
+        if neg is None:
+            loss = self._full_softmax(user_emb, item_emb, users, pos, unit=True)
+        else:
+            batch, num_neg = neg.shape
+            u = F.normalize(user_emb.index_select(0, users), dim=-1)        # (B, d)
+            rows = F.normalize(item_emb.index_select(0, torch.cat([pos, neg.reshape(-1)])), dim=-1)
+            p, n = rows[:batch], rows[batch:].view(batch, num_neg, -1)        # (B, d), (B, n, d)
+            pos_scores = (u * p).sum(-1) / tau                                # (B,)
+            other = (u.unsqueeze(1) * n).sum(-1) / tau                        # (B, n)
+            if self.loss == "bpr":
+                loss = bpr_loss(pos_scores, other)
+            else:                              # logits already divided by tau
+                loss = softmax_loss(pos_scores, other, 1.0)
+        if self.reg > 0 and hasattr(self.module, "reg_loss"):
+            loss = loss + self.reg * self.module.reg_loss(users, pos, neg)
+        return loss
+
+    def _full_softmax(self, user_emb, item_emb, users, pos, unit: bool) -> torch.Tensor:
+        r"""Full-catalogue softmax cross-entropy, the batch mean of
+        :math:`-s_{ui}/\tau + \log \sum_{j=1}^{I} \exp(s_{uj}/\tau)`: the parent's
+        ``num_neg=None`` loss (the positive against every other item) in value, with the
+        logits computed once per *distinct* user of the batch, ``(U_b, I)`` instead of
+        ``(B, I)``. ``unit`` scales the rows to unit length first (cosine scores; the
+        ``normalize=True`` path. With ``unit=False`` it is the dot-product loss, kept
+        for tests: the default path stays the parent's, so outputs are unchanged)."""
+        uniq, inv = torch.unique(users, return_inverse=True)                  # (U_b,), (B,)
+        u, items = user_emb.index_select(0, uniq), item_emb                   # (U_b, d), (I, d)
+        if unit:
+            u, items = F.normalize(u, dim=-1), F.normalize(items, dim=-1)
+        logits = u @ items.T / self.temperature                               # (U_b, I)
+        return (torch.logsumexp(logits, 1).index_select(0, inv) - logits[inv, pos]).mean()
+
+    @torch.no_grad()
+    def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Final ``(user_emb (U, d), item_emb (I, d))`` in eval mode (cached); with
+        ``normalize`` each row is scaled to unit length."""
+        if not self.normalize:
+            return super().embeddings()
+        if self._cache is None:
+            user_emb, item_emb = super().embeddings()
+            self._cache = (F.normalize(user_emb, dim=-1), F.normalize(item_emb, dim=-1))
+        return self._cache
+
+    def score(self, users: torch.Tensor) -> torch.Tensor:
+        """``(len(users), I)`` scores: dot products, or with ``normalize`` the cosines over
+        ``temperature`` that the loss was trained on."""
+        scores = super().score(users)
+        return scores / self.temperature if self.normalize else scores
+
     def __repr__(self) -> str:
+        extra = f", normalize=True, temperature={self.temperature}" if self.normalize else ""
         return (f"LightGCN({self.num_users}+{self.num_items}, {self.embed_dim}, "
-                f"num_layers={self.num_layers})")
+                f"num_layers={self.num_layers}{extra})")

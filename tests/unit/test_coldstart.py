@@ -64,3 +64,19 @@ def test_history_similarity_agrees_with_sklearn_cosine():
 def test_random_scores_are_seeded():
     assert torch.equal(random_scores(3, 4, 1), random_scores(3, 4, 1))
     assert not torch.equal(random_scores(3, 4, 1), random_scores(3, 4, 2))
+
+
+def test_validation_cold_set_is_drawn_among_candidates_only():
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"user": rng.integers(0, 50, 2000), "item": rng.integers(0, 100, 2000)})
+    warm, _, cold_items = cold_item_split(df, 0.2, seed=3, num_items=100)
+    warm_items = np.setdiff1d(np.arange(100), cold_items)               # 80 candidates
+    v_warm, v_cold, v_items = cold_item_split(warm, 0.25, seed=7, num_items=100, candidates=warm_items)
+    assert len(v_items) == 20                                           # round(0.25 * 80)
+    assert not np.isin(v_items, cold_items).any()                       # never a test-cold item
+    assert not v_warm["item"].isin(v_items).any() and v_cold["item"].isin(v_items).all()
+    assert len(v_warm) + len(v_cold) == len(warm)
+    # without candidates the draw is the one it always was (same cold sets as before)
+    assert np.array_equal(cold_item_split(df, 0.2, seed=3, num_items=100)[2], cold_items)
+    with pytest.raises(ValueError, match="candidates"):
+        cold_item_split(warm, 0.25, num_items=100, candidates=[5, 100])

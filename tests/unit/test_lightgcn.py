@@ -61,6 +61,36 @@ def test_propagation_gradient_is_transposed_propagation():
     assert torch.autograd.gradcheck(lambda t: layer_mean(t, a.to_sparse(), 2, a.T.to_sparse()), (x,))
 
 
+@pytest.mark.parametrize("num_layers", [1, 2, 3, 4])
+def test_layer_mean_scratch_path_equals_closed_form_in_float32(num_layers):
+    # Horner's rule into reused scratch blocks (the CPU training path), in float32
+    from recsys_ref.models.lightgcn import _mean_of_powers, to_csr
+
+    a = _numpy_norm_adj(PAIRS, 3, 4)
+    adj = to_csr(torch.tensor(a, dtype=torch.float32).to_sparse())
+    x = torch.randn(7, 5, generator=torch.Generator().manual_seed(num_layers))
+    expected = sum(np.linalg.matrix_power(a, l) @ x.double().numpy()
+                   for l in range(num_layers + 1)) / (num_layers + 1)
+    work = (torch.full_like(x, float("nan")), torch.full_like(x, float("nan")))  # stale junk
+    first = _mean_of_powers(adj, x, num_layers, work)
+    second = _mean_of_powers(adj, x, num_layers, work)          # scratch reused
+    np.testing.assert_allclose(first.numpy(), expected, atol=1e-6)
+    torch.testing.assert_close(second, first)
+    assert first.data_ptr() not in (work[0].data_ptr(), work[1].data_ptr())  # a fresh result
+    torch.testing.assert_close(_mean_of_powers(adj, x, num_layers), first)    # no scratch
+
+
+def test_bpr_from_tables_one_negative_gradcheck():
+    g = torch.Generator().manual_seed(5)
+    ue = torch.randn(4, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    ie = torch.randn(5, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    users, pos, neg = torch.tensor([0, 3, 3, 1, 0]), torch.tensor([1, 1, 4, 0, 2]), torch.tensor([2, 0, 1, 4, 2])
+    items = torch.cat([pos, neg])
+    ref = bpr_loss((ue[users] * ie[pos]).sum(-1), (ue[users] * ie[neg]).sum(-1))
+    torch.testing.assert_close(BPRFromTables.apply(ue, ie, users, items, 1), ref)
+    assert torch.autograd.gradcheck(lambda a, b: BPRFromTables.apply(a, b, users, items, 1), (ue, ie))
+
+
 def test_module_handles_non_symmetric_adjacency():
     g = torch.Generator().manual_seed(1)
     a = torch.rand(7, 7, generator=g, dtype=torch.float64) * (torch.rand(7, 7, generator=g) < 0.4)
