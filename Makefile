@@ -54,7 +54,7 @@ browser:
 ## make test: the CI tier (unit tests, every chapter with tiny parameters, nbval on the
 ## cheap chapters, the HTML render check)
 test: env browser html
-	$(PY) -m pytest -q tests/unit tests/notebooks tests/render --nbval-lax --nbval-current-env $$($(PY) -m tests.notebooks.chapters)
+	$(PY) -m pytest -q --durations=25 tests/unit tests/notebooks tests/render --nbval-lax --nbval-current-env $$($(PY) -m tests.notebooks.chapters)
 
 test-unit: env
 	$(PY) -m pytest -q tests/unit

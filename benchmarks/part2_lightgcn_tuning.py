@@ -58,6 +58,9 @@ GRID = [
     dict(temperature=0.25),
     dict(num_layers=2),
     dict(reg=1e-3),
+    dict(batch_size=1024, lr=5e-3, num_layers=2),
+    dict(batch_size=1024, lr=5e-3, embed_dim=128),
+    dict(batch_size=4096, lr=2e-2),                              # fewer, larger steps
     dict(normalize=False, temperature=1.0, lr=5e-3, reg=1e-3),   # dot-product softmax
 ]
 

@@ -33,6 +33,7 @@ import time
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 
 from ..evaluate import evaluate_ranking
 from ..losses import NegativeSampler, bpr_loss, softmax_loss
@@ -125,21 +126,36 @@ class EmbeddingRecommender(Recommender):
 
     # -- training --------------------------------------------------------------------
     def _batch_loss(self, user_emb, item_emb, users, pos, neg) -> torch.Tensor:
-        u = user_emb[users]                       # (B, d)
-        p = item_emb[pos]                         # (B, d)
-        pos_scores = (u * p).sum(-1)              # (B,)
+        """BPR or softmax over ``num_neg`` sampled negatives, or (``num_neg=None``, softmax
+        only) over the whole catalogue (:meth:`_full_softmax`); plus ``reg`` times the
+        module's ``reg_loss`` when it has one."""
         if self.loss == "softmax" and self.num_neg is None:
-            other = u @ item_emb.T                # (B, I)
-            other = other.scatter(1, pos.unsqueeze(1), float("-inf"))
+            loss = self._full_softmax(user_emb, item_emb, users, pos)
         else:
+            u = user_emb[users]                                   # (B, d)
+            pos_scores = (u * item_emb[pos]).sum(-1)              # (B,)
             other = torch.einsum("bd,bnd->bn", u, item_emb[neg])  # (B, n)
-        if self.loss == "bpr":
-            loss = bpr_loss(pos_scores, other)
-        else:
-            loss = softmax_loss(pos_scores, other, self.temperature)
+            if self.loss == "bpr":
+                loss = bpr_loss(pos_scores, other)
+            else:
+                loss = softmax_loss(pos_scores, other, self.temperature)
         if self.reg > 0 and hasattr(self.module, "reg_loss"):
             loss = loss + self.reg * self.module.reg_loss(users, pos, neg)
         return loss
+
+    def _full_softmax(self, user_emb, item_emb, users, pos, unit: bool = False) -> torch.Tensor:
+        r"""Full-catalogue softmax cross-entropy, the batch mean of
+        :math:`-s_{ui}/\tau + \log \sum_{j=1}^{I} \exp(s_{uj}/\tau)` (the positive against
+        every item), with the logits computed once per *distinct* user of the batch:
+        ``(U_B, I)`` instead of ``(B, I)``, the same value (a user with several positives in
+        the batch shares one row of logits). ``unit`` scales the rows to unit length first
+        (cosine scores, :class:`~recsys_ref.models.lightgcn.LightGCN`'s ``normalize``)."""
+        uniq, inv = torch.unique(users, return_inverse=True)                  # (U_B,), (B,)
+        u, items = user_emb.index_select(0, uniq), item_emb                   # (U_B, d), (I, d)
+        if unit:
+            u, items = F.normalize(u, dim=-1), F.normalize(items, dim=-1)
+        logits = u @ items.T / self.temperature                               # (U_B, I)
+        return (torch.logsumexp(logits, 1).index_select(0, inv) - logits[inv, pos]).mean()
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         """Adam over all parameters. On CPU and CUDA the *fused* implementation is used:

@@ -398,21 +398,6 @@ class LightGCN(EmbeddingRecommender):
             loss = loss + self.reg * self.module.reg_loss(users, pos, neg)
         return loss
 
-    def _full_softmax(self, user_emb, item_emb, users, pos, unit: bool) -> torch.Tensor:
-        r"""Full-catalogue softmax cross-entropy, the batch mean of
-        :math:`-s_{ui}/\tau + \log \sum_{j=1}^{I} \exp(s_{uj}/\tau)`: the parent's
-        ``num_neg=None`` loss (the positive against every other item) in value, with the
-        logits computed once per *distinct* user of the batch, ``(U_b, I)`` instead of
-        ``(B, I)``. ``unit`` scales the rows to unit length first (cosine scores; the
-        ``normalize=True`` path. With ``unit=False`` it is the dot-product loss, kept
-        for tests: the default path stays the parent's, so outputs are unchanged)."""
-        uniq, inv = torch.unique(users, return_inverse=True)                  # (U_b,), (B,)
-        u, items = user_emb.index_select(0, uniq), item_emb                   # (U_b, d), (I, d)
-        if unit:
-            u, items = F.normalize(u, dim=-1), F.normalize(items, dim=-1)
-        logits = u @ items.T / self.temperature                               # (U_b, I)
-        return (torch.logsumexp(logits, 1).index_select(0, inv) - logits[inv, pos]).mean()
-
     @torch.no_grad()
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Final ``(user_emb (U, d), item_emb (I, d))`` in eval mode (cached); with

@@ -175,3 +175,22 @@ def test_small_slice_beats_popularity():
            for name, m in [("lightgcn", model), ("pop", pop)]}
     assert res["lightgcn"]["ndcg"] > res["pop"]["ndcg"] + 0.01
     assert res["lightgcn"]["precision"] > res["pop"]["precision"]
+
+
+@pytest.mark.parametrize("with_neg", [True, False])
+def test_reg_loss_equals_gathered_squares_with_repeats(with_neg):
+    """The batch L2 term by hand: (1/2B) * sum of the squared layer-0 rows of the batch's users,
+    positives and negatives, a row drawn twice counted twice; its gradient row r is c_r e_r / B."""
+    torch.manual_seed(0)
+    adj = normalized_adjacency(bipartite_edge_index(PAIRS, 3, 4), 7)
+    module = LightGCNModule(3, 4, 5, 2, adj).double()
+    users, pos = torch.tensor([0, 0, 2]), torch.tensor([1, 1, 3])          # user 0 and item 1 twice
+    neg = torch.tensor([[2, 0], [3, 3], [0, 1]]) if with_neg else None
+    w = module.embedding.weight
+    rows = [0, 0, 2, 3 + 1, 3 + 1, 3 + 3] + ([3 + 2, 3, 3 + 3, 3 + 3, 3, 3 + 1] if with_neg else [])
+    counts = np.bincount(rows, minlength=7)
+    expected = float((counts * (w.detach().numpy() ** 2).sum(1)).sum() / (2 * 3))
+    loss = module.reg_loss(users, pos, neg)
+    assert loss.item() == pytest.approx(expected, rel=1e-12)
+    loss.backward()
+    np.testing.assert_allclose(w.grad.numpy(), counts[:, None] * w.detach().numpy() / 3, rtol=1e-12)

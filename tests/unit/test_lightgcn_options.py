@@ -118,10 +118,10 @@ def test_bad_arguments_raise():
 
 @pytest.mark.parametrize("unit", [False, True])
 @pytest.mark.parametrize("temperature", [1.0, 0.3])
-def test_full_softmax_equals_parent_loss_and_gradient(temperature, unit):
-    # the per-distinct-user computation is the parent's per-pair full softmax (on cosines:
-    # the parent's loss on the row-normalised tables)
-    from recsys_ref.models.embedding import EmbeddingRecommender
+def test_full_softmax_equals_per_pair_log_softmax_and_gradient(temperature, unit):
+    # the per-distinct-user computation equals the plain per-pair one: for each (u, i) of
+    # the batch, log_softmax over [s_ui, all other items' scores] (on cosines: the same on
+    # the row-normalised tables)
     model = LightGCN(num_layers=1, embed_dim=4, num_epochs=1, batch_size=6, reg=0.0,
                      loss="softmax", num_neg=None, temperature=temperature, seed=0,
                      num_threads=1).fit(PAIRS, 3, 4)
@@ -131,7 +131,11 @@ def test_full_softmax_equals_parent_loss_and_gradient(temperature, unit):
         if unit:
             user_emb = torch.nn.functional.normalize(user_emb, dim=-1)
             item_emb = torch.nn.functional.normalize(item_emb, dim=-1)
-        return EmbeddingRecommender._batch_loss(model, user_emb, item_emb, users, pos, None)
+        u = user_emb[users]                                                    # (B, d)
+        pos_scores = (u * item_emb[pos]).sum(-1)
+        other = (u @ item_emb.T).scatter(1, pos.unsqueeze(1), float("-inf"))  # (B, I)
+        logits = torch.cat([pos_scores.unsqueeze(1), other], 1) / temperature
+        return -torch.log_softmax(logits, 1)[:, 0].mean()
 
     grads = []
     for loss_fn in (lambda u, i: model._full_softmax(u, i, users, pos, unit=unit), parent):

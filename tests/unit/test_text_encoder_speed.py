@@ -83,3 +83,24 @@ def test_item_metadata_features_by_hand():
     assert f["genre_Comedy"].tolist() == [1, 1, 0, 0] and f["genre_Drama"].tolist() == [0, 1, 0, 1]
     with pytest.raises(ValueError, match="genres"):
         item_metadata_features(items[["year"]])
+
+
+def test_auto_precision_follows_the_device(one_by_one, monkeypatch):
+    import recsys_ref.text as text
+
+    monkeypatch.setattr(text, "native_bf16", lambda device: True)
+    assert TextEncoder(device="cpu", precision="auto").precision == "bf16"
+    monkeypatch.setattr(text, "native_bf16", lambda device: False)
+    auto = TextEncoder(device="cpu", precision="auto")
+    assert auto.precision == "fp32" and auto.model_key == TextEncoder(device="cpu").model_key
+
+
+def test_native_bf16_reads_the_cpu_capability(monkeypatch):
+    from recsys_ref.text import native_bf16
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert native_bf16("cpu") is False
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert native_bf16("cpu") is True
+    assert native_bf16("meta") is False
