@@ -27,6 +27,12 @@ from recsys_ref.notebook import read_results  # noqa: E402
 from recsys_ref.train import get_device  # noqa: E402
 
 
+#: the kernel's matplotlib backend: the inline one, so that ``plt.show()`` writes the figure
+#: into the notebook. A non-interactive backend inherited from the caller (``MPLBACKEND=Agg``,
+#: as set for the tests) would leave every figure cell without output.
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("notebooks", nargs="+")
@@ -35,6 +41,7 @@ def main() -> int:
     ap.add_argument("--log", default="benchmarks/book_runs.csv",
                     help="append one row per chapter (device, seconds, results)")
     args = ap.parse_args()
+    os.environ["MPLBACKEND"] = INLINE_BACKEND        # inherited by the kernels started below
     params = {k: json.loads(v) if v[:1] in "[{0123456789-tf" else v for k, v in args.p}
     device = get_device()
     name = torch.cuda.get_device_name(0) if device.type == "cuda" else platform.processor() or "cpu"

@@ -37,6 +37,14 @@ def test_chapter_is_well_formed(path):
     assert "tiny_parameters" in meta(path), "metadata lacks recsys_ref.tiny_parameters"
     first = "".join(nb["cells"][0]["source"])
     assert first.startswith("# "), "the first cell must be the chapter title"
+    # every cell that shows a figure unconditionally has one in its committed output (a
+    # chapter executed with a non-interactive matplotlib backend, e.g. MPLBACKEND=Agg, has
+    # none); cells that start with an `if` may skip their figure
+    blank = [i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code"
+             and "plt.show()" in "".join(c["source"])
+             and not "".join(c["source"]).lstrip().startswith("if ")
+             and not any("image/png" in o.get("data", {}) for o in c.get("outputs", []))]
+    assert not blank, f"cells {blank} call plt.show() but hold no image: re-run tools/run_chapters.py"
 
 
 @pytest.mark.notebook
