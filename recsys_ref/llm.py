@@ -29,6 +29,8 @@ Used in: ``chapters/09_language_models``.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import importlib.util
 import json
@@ -75,6 +77,27 @@ def _check_gguf_deps() -> None:
             f"loading a GGUF model with transformers needs the package(s) {missing}: run "
             f"`pip install {' '.join(missing)}`"
         )
+
+
+@contextlib.contextmanager
+def _quiet_gguf_progress():
+    """Silence the progress bar transformers draws while de-quantising GGUF tensors (a
+    plain ``tqdm`` that ``disable_progress_bar()`` does not reach); a no-op when that module
+    or its ``tqdm`` is not there."""
+    try:
+        from transformers import modeling_gguf_pytorch_utils as gguf_utils
+    except ImportError:
+        yield
+        return
+    bar = getattr(gguf_utils, "tqdm", None)
+    if bar is None:
+        yield
+        return
+    gguf_utils.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = bar
 
 
 class LanguageModel:
@@ -135,8 +158,9 @@ class LanguageModel:
         if self.path.suffix == ".gguf":
             folder, kw = self.path.parent, {"gguf_file": self.path.name}
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(folder, **kw)
-            self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, **kw)
+            with _quiet_gguf_progress():
+                self.tokenizer = AutoTokenizer.from_pretrained(folder, **kw)
+                self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, **kw)
         except (OSError, ValueError, ImportError) as err:
             raise ValueError(f"could not load a causal language model from {self.path}: {err}") from err
         self.model.to(self.device).eval()

@@ -122,3 +122,14 @@ def test_smollm2_generates_deterministically(cache):
     lm2.model, lm2.tokenizer = lm.model, lm.tokenizer
     b = lm2.generate(["Name one famous science-fiction film."], max_new_tokens=8)
     assert a == b and len(a[0]) > 0
+
+
+def test_gguf_progress_bar_is_silenced_and_restored():
+    gguf_utils = pytest.importorskip("transformers.modeling_gguf_pytorch_utils")
+    from recsys_ref.llm import _quiet_gguf_progress
+
+    before = gguf_utils.tqdm
+    with _quiet_gguf_progress():
+        assert gguf_utils.tqdm is not before
+        assert gguf_utils.tqdm(range(3)).disable
+    assert gguf_utils.tqdm is before
