@@ -33,6 +33,17 @@ from recsys_ref.train import get_device  # noqa: E402
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 
 
+def cpu_name() -> str:
+    """The CPU's model name and core count, e.g. ``AMD EPYC (2 cores)``."""
+    model = platform.processor() or platform.machine() or "cpu"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            model = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{model} ({os.cpu_count()} cores)"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("notebooks", nargs="+")
@@ -44,7 +55,7 @@ def main() -> int:
     os.environ["MPLBACKEND"] = INLINE_BACKEND        # inherited by the kernels started below
     params = {k: json.loads(v) if v[:1] in "[{0123456789-tf" else v for k, v in args.p}
     device = get_device()
-    name = torch.cuda.get_device_name(0) if device.type == "cuda" else platform.processor() or "cpu"
+    name = torch.cuda.get_device_name(0) if device.type == "cuda" else cpu_name()
     rows = []
     failed = []
     for nb in args.notebooks:
