@@ -208,11 +208,20 @@ class TextEncoder:
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         self._load()
-        tok = self._tokenizer(texts, truncation=True, max_length=self.max_length)   # no padding yet
-        self.num_truncated = int((self.token_lengths(texts) > self.max_length).sum())
-        lengths = np.fromiter((len(x) for x in tok["input_ids"]), dtype=np.int64, count=len(texts))
-        order = np.argsort(lengths, kind="stable")            # similar lengths share a batch
+        # one tokenisation (no padding, no truncation); only the texts that are too long are
+        # tokenised again with truncation, which keeps the closing special token
+        tok = self._tokenizer(texts, truncation=False, verbose=False)
         keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in tok]
+        lengths = np.fromiter((len(x) for x in tok["input_ids"]), dtype=np.int64, count=len(texts))
+        cut = np.flatnonzero(lengths > self.max_length)
+        self.num_truncated = len(cut)
+        if len(cut):
+            short = self._tokenizer([texts[j] for j in cut], truncation=True, max_length=self.max_length)
+            for k in keys:
+                for j, row in zip(cut, short[k]):
+                    tok[k][j] = row
+            lengths[cut] = [len(row) for row in short["input_ids"]]
+        order = np.argsort(lengths, kind="stable")            # similar lengths share a batch
         old_threads = torch.get_num_threads()
         if self.num_threads is not None:
             torch.set_num_threads(self.num_threads)

@@ -397,11 +397,6 @@ class LightGCNTextMap(LightGCN):
         users, items = super().embeddings()
         return users, (self._mapped if self._mapped is not None else items)
 
-    def score(self, users: torch.Tensor) -> torch.Tensor:
-        users = self._check_users(users)
-        user_emb, item_emb = self.embeddings()
-        return user_emb[users.to(user_emb.device)] @ item_emb.T
-
     def __repr__(self) -> str:
         return (f"LightGCNTextMap({self.num_users}+{self.num_items}, {self.embed_dim}, "
                 f"num_layers={self.num_layers}, alpha={self.alpha}, degree_weight={self.degree_weight})")

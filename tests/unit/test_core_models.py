@@ -36,19 +36,9 @@ def test_every_registered_model_resolves():
         get_model("nope")
 
 
-def _planted(num_users=60, num_items=40, seed=0):
-    """Four taste groups: user u belongs to group u % 4 and interacts with each of its
-    group's 10 items with probability 0.6. Every item is about equally popular, so
-    popularity cannot tell groups apart while a collaborative model can."""
-    rng = np.random.default_rng(seed)
-    pairs = [(u, 10 * (u % 4) + j) for u in range(num_users) for j in range(10) if rng.random() < 0.6]
-    df = pd.DataFrame(pairs, columns=["user", "item"])
-    test_mask = rng.random(len(df)) < 0.25
-    return df[~test_mask], df[test_mask]
 
-
-def test_lightgcn_learns_planted_groups_better_than_popularity():
-    train, test = _planted()
+def test_lightgcn_learns_planted_groups_better_than_popularity(planted):
+    train, test = planted
     pop = Popularity().fit(train, 60, 40)
     lg = LightGCN(num_layers=2, embed_dim=16, lr=0.01, num_epochs=60, batch_size=128,
                   patience=None, seed=0).fit(train, 60, 40)
@@ -58,15 +48,15 @@ def test_lightgcn_learns_planted_groups_better_than_popularity():
     assert lg.history.frame["loss"].iloc[-1] < lg.history.frame["loss"].iloc[0]
 
 
-def test_embedding_trainer_is_deterministic_given_seed():
-    train, _ = _planted()
+def test_embedding_trainer_is_deterministic_given_seed(planted):
+    train, _ = planted
     a = LightGCN(embed_dim=8, num_epochs=3, batch_size=128, patience=None, seed=5).fit(train, 60, 40)
     b = LightGCN(embed_dim=8, num_epochs=3, batch_size=128, patience=None, seed=5).fit(train, 60, 40)
     assert torch.equal(a.score(torch.arange(60)), b.score(torch.arange(60)))
 
 
-def test_softmax_loss_option_trains():
-    train, test = _planted()
+def test_softmax_loss_option_trains(planted):
+    train, test = planted
     m = LightGCN(embed_dim=16, num_layers=1, loss="softmax", num_neg=None, lr=0.01,
                  num_epochs=30, batch_size=256, patience=None).fit(train, 60, 40)
     assert m.history.frame["loss"].iloc[-1] < m.history.frame["loss"].iloc[0]

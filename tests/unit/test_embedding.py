@@ -55,17 +55,9 @@ class _DotModel(EmbeddingRecommender):
         return _DotModule(self.num_users, self.num_items, self.embed_dim)
 
 
-def _planted(num_users=60, num_items=40, seed=0):
-    """Four taste groups of equally popular items (popularity cannot separate them)."""
-    rng = np.random.default_rng(seed)
-    pairs = [(u, 10 * (u % 4) + j) for u in range(num_users) for j in range(10) if rng.random() < 0.6]
-    df = pd.DataFrame(pairs, columns=["user", "item"])
-    test_mask = rng.random(len(df)) < 0.25
-    return df[~test_mask], df[test_mask]
 
-
-def test_epoch_triples_shuffle_every_pair_and_sample_unobserved_negatives():
-    train, _ = _planted()
+def test_epoch_triples_shuffle_every_pair_and_sample_unobserved_negatives(planted):
+    train, _ = planted
     model = _DotModel(num_neg=3, seed=0)
     mat = model._store_train(train, 60, 40)
     pairs_u, pairs_i = model._train_pairs(mat)
@@ -92,8 +84,8 @@ def test_one_call_per_epoch_is_uniform_over_unobserved_items():
     np.testing.assert_allclose(freq[3:], 0.2, atol=0.015)
 
 
-def test_loop_trains_and_beats_popularity():
-    train, test = _planted()
+def test_loop_trains_and_beats_popularity(planted):
+    train, test = planted
     model = _DotModel(embed_dim=16, lr=0.02, reg=1e-4, num_epochs=40, batch_size=128,
                       patience=None, seed=0).fit(train, 60, 40)
     loss = model.history.frame["loss"]
@@ -106,8 +98,8 @@ def test_loop_trains_and_beats_popularity():
     assert r_model["ndcg"] > r_pop["ndcg"] + 0.3, (r_model, r_pop)
 
 
-def test_loop_is_deterministic_and_softmax_over_catalogue_trains():
-    train, _ = _planted()
+def test_loop_is_deterministic_and_softmax_over_catalogue_trains(planted):
+    train, _ = planted
     kw = dict(embed_dim=8, lr=0.02, num_epochs=3, batch_size=128, patience=None, seed=3)
     a, b = _DotModel(**kw).fit(train, 60, 40), _DotModel(**kw).fit(train, 60, 40)
     assert torch.equal(a.score(torch.arange(60)), b.score(torch.arange(60)))
