@@ -73,6 +73,14 @@ def _label(row: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in row.items()) or "base"
 
 
+def load_splits():
+    """ML-100K and the protocol's splits: ``(ml, train_full, test, train, valid)``."""
+    ml = load_movielens("ml-100k")
+    train_full, test = stratified_split(ml.ratings, 0.75, filter_by="item", seed=SEED)
+    train, valid = per_user_ratio_split(train_full, (0.9, 0.1), seed=SEED)
+    return ml, train_full, test, train, valid
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="only the first two grid rows")
@@ -80,9 +88,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    ml = load_movielens("ml-100k")
-    train_full, test = stratified_split(ml.ratings, 0.75, filter_by="item", seed=SEED)
-    train, valid = per_user_ratio_split(train_full, (0.9, 0.1), seed=SEED)
+    ml, train_full, test, train, valid = load_splits()
     print(f"train {len(train):,}  valid {len(valid):,}  test {len(test):,}  "
           f"(train_full {len(train_full):,}); threads={args.threads}", flush=True)
 
