@@ -164,9 +164,9 @@ def main(argv=None) -> int:
         table = pd.DataFrame(rows).T
         print("\nML-100K, Recommenders protocol, k=10")
         print(table.to_string(float_format=lambda v: f"{v:.4f}"))
-        best = "lightgcn (cosine softmax)"      # the configuration chosen on validation
+        checked = "lightgcn (cosine softmax)"   # the configuration chosen on validation
         for m in METRICS:
-            hit = rows[best][m] >= TARGET_LIGHTGCN[m]
+            hit = rows[checked][m] >= TARGET_LIGHTGCN[m]
             hit_ngcf = rows["ngcf"][m] >= RECOMMENDERS_LIGHTGCN[m]
             ok &= hit and hit_ngcf
             print(f"  {m:<9} LightGCN >= target {TARGET_LIGHTGCN[m]:.3f}: {'yes' if hit else 'NO'};  "
