@@ -14,7 +14,8 @@ import copy
 import math
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,7 +23,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-__all__ = ["set_seed", "get_device", "EarlyStopping", "History", "train_loop"]
+__all__ = ["set_seed", "get_device", "torch_threads", "EarlyStopping", "History", "train_loop"]
 
 
 def set_seed(seed: int, deterministic: bool = False) -> None:
@@ -60,6 +61,27 @@ def get_device(prefer: str | None = None) -> torch.device:
             )
         return dev
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@contextmanager
+def torch_threads(num_threads: int | None) -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(num_threads)``, restoring the previous
+    count afterwards (also on an exception); ``None`` leaves PyTorch's setting alone.
+
+    On a small, *shared* CPU one thread avoids OpenMP threads spinning against other
+    processes, which can make small sparse products an order of magnitude slower.
+    """
+    if num_threads is None:
+        yield
+        return
+    if num_threads < 1:
+        raise ValueError(f"num_threads must be >= 1 or None, got {num_threads}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(num_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class EarlyStopping:

@@ -57,7 +57,6 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..losses import NegativeSampler
 from .embedding import EmbeddingRecommender
 
 __all__ = ["MFModule", "BPRMFLoss", "bpr_mf_loss", "BPRMF"]
@@ -243,14 +242,7 @@ class BPRMF(EmbeddingRecommender):
 
     def fit(self, train: pd.DataFrame, num_users: int, num_items: int,
             valid: pd.DataFrame | None = None) -> "BPRMF":
-        mat = self._store_train(train, num_users, num_items)
-        self.train_df = train
-        torch.manual_seed(self.seed)
-        self.module = self.build().to(self.device)
-        opt = self._make_optimizer()
-        sampler = NegativeSampler(mat, seed=self.seed)
-        pairs_u, pairs_i = self._train_pairs(mat)
-        gen = torch.Generator().manual_seed(self.seed)
+        opt, sampler, pairs_u, pairs_i, gen = self._fit_setup(train, num_users, num_items)
         times: list[float] = []
         module = self.module
         work: dict = {}                       # scratch tensors reused by every step

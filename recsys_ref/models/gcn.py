@@ -28,7 +28,7 @@ from torch import nn
 
 from ..graph import bipartite_edge_index
 from ..layers import SparseGCNLayer, gcn_norm_sparse
-from .embedding import EmbeddingRecommender
+from .embedding import EmbeddingRecommender, gathered_l2
 
 __all__ = ["GCNModule", "GCN"]
 
@@ -79,12 +79,9 @@ class GCNModule(nn.Module):
         return e[: self.num_users], e[self.num_users:]
 
     def reg_loss(self, users, pos, neg) -> torch.Tensor:
-        """L2 of the batch's layer-0 embeddings over :math:`2B`."""
-        parts = [users, pos + self.num_users]
-        if neg is not None:
-            parts.append(neg.reshape(-1) + self.num_users)
-        rows = self.embedding.weight.index_select(0, torch.cat(parts))
-        return rows.pow(2).sum() / (2 * len(users))
+        """L2 of the batch's layer-0 embeddings over :math:`2B`
+        (:func:`~recsys_ref.models.embedding.gathered_l2`)."""
+        return gathered_l2(self.embedding.weight, users, pos, neg, self.num_users)
 
     def __repr__(self) -> str:
         return (f"GCNModule({self.num_users}+{self.num_items}, {self.embedding.embedding_dim}, "

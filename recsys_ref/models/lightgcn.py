@@ -46,7 +46,8 @@ from torch import nn
 
 from ..graph import bipartite_edge_index, normalized_adjacency
 from ..losses import bpr_loss, softmax_loss
-from .embedding import EmbeddingRecommender, rows_l2
+from ..train import torch_threads
+from .embedding import EmbeddingRecommender, batch_rows, rows_l2
 
 __all__ = ["to_csr", "LayerMean", "layer_mean", "SpMM", "spmm", "BPRFromTables", "LightGCNModule", "LightGCN"]
 
@@ -288,10 +289,8 @@ class LightGCNModule(nn.Module):
         :func:`~recsys_ref.models.embedding.rows_l2`: the value of gathering the rows and
         squaring them, with a hand-written gradient :math:`c_r \mathbf{e}_r / B` (one pass
         over the table instead of a gather/square/scatter chain of a ``(B(2+n), d)`` block)."""
-        parts = [users, pos + self.num_users]
-        if neg is not None:
-            parts.append(neg.reshape(-1) + self.num_users)
-        return rows_l2(self.embedding.weight, *parts, batch=len(users))
+        return rows_l2(self.embedding.weight, *batch_rows(users, pos, neg, self.num_users),
+                       batch=len(users))
 
     def __repr__(self) -> str:
         return (f"LightGCNModule({self.num_users}+{self.num_items}, "
@@ -336,15 +335,9 @@ class LightGCN(EmbeddingRecommender):
         """:meth:`EmbeddingRecommender.fit`, run with ``num_threads`` CPU threads when set
         (restored afterwards). On a small, *shared* CPU ``num_threads=1`` avoids OpenMP
         threads spinning against other processes, which can make sparse products an
-        order of magnitude slower."""
-        if self.num_threads is None:
+        order of magnitude slower (:func:`~recsys_ref.train.torch_threads`)."""
+        with torch_threads(self.num_threads):
             return super().fit(train, num_users, num_items, valid=valid)
-        before = torch.get_num_threads()
-        torch.set_num_threads(self.num_threads)
-        try:
-            return super().fit(train, num_users, num_items, valid=valid)
-        finally:
-            torch.set_num_threads(before)
 
     def build(self) -> nn.Module:
         ei = bipartite_edge_index(self.train_df, self.num_users, self.num_items)

@@ -35,7 +35,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..graph import bipartite_edge_index, normalized_adjacency
-from .embedding import EmbeddingRecommender
+from ..train import torch_threads
+from .embedding import EmbeddingRecommender, gathered_l2
 from .lightgcn import spmm, to_csr
 
 __all__ = ["NGCFLayer", "NGCFModule", "NGCF"]
@@ -144,12 +145,9 @@ class NGCFModule(nn.Module):
         return e[: self.num_users], e[self.num_users:]
 
     def reg_loss(self, users, pos, neg) -> torch.Tensor:
-        """L2 of the batch's layer-0 embeddings over :math:`2B`."""
-        parts = [users, pos + self.num_users]
-        if neg is not None:
-            parts.append(neg.reshape(-1) + self.num_users)
-        rows = self.embedding.weight.index_select(0, torch.cat(parts))
-        return rows.pow(2).sum() / (2 * len(users))
+        """L2 of the batch's layer-0 embeddings over :math:`2B`
+        (:func:`~recsys_ref.models.embedding.gathered_l2`)."""
+        return gathered_l2(self.embedding.weight, users, pos, neg, self.num_users)
 
     def __repr__(self) -> str:
         return (f"NGCFModule({self.num_users}+{self.num_items}, {self.embed_dim}, "
@@ -195,14 +193,8 @@ class NGCF(EmbeddingRecommender):
 
     def fit(self, train, num_users: int, num_items: int, valid=None) -> "NGCF":
         """:meth:`EmbeddingRecommender.fit` with ``num_threads`` CPU threads when set."""
-        if self.num_threads is None:
+        with torch_threads(self.num_threads):
             return super().fit(train, num_users, num_items, valid=valid)
-        before = torch.get_num_threads()
-        torch.set_num_threads(self.num_threads)
-        try:
-            return super().fit(train, num_users, num_items, valid=valid)
-        finally:
-            torch.set_num_threads(before)
 
     def __repr__(self) -> str:
         return (f"NGCF({self.num_users}+{self.num_items}, {self.embed_dim}, "

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from recsys_ref.train import EarlyStopping, get_device, set_seed, train_loop
+from recsys_ref.train import EarlyStopping, get_device, set_seed, torch_threads, train_loop
 
 
 def test_set_seed_makes_torch_and_numpy_repeatable():
@@ -66,3 +66,20 @@ def test_train_loop_eval_every_and_errors():
         train_loop(lambda e: 1.0, 2, patience=1, progress=False)
     with pytest.raises(ValueError, match="num_epochs"):
         train_loop(lambda e: 1.0, 0, progress=False)
+
+
+def test_torch_threads_sets_and_restores_the_thread_count():
+    before = torch.get_num_threads()
+    other = 2 if before == 1 else 1
+    with torch_threads(other):
+        assert torch.get_num_threads() == other
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError, match="boom"):
+        with torch_threads(other):
+            raise RuntimeError("boom")
+    assert torch.get_num_threads() == before          # restored after an exception too
+    with torch_threads(None):
+        assert torch.get_num_threads() == before      # None leaves the setting alone
+    with pytest.raises(ValueError, match="num_threads must be >= 1"):
+        with torch_threads(0):
+            pass
