@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from recsys_ref.bench import make_protocol, run_benchmark  # noqa: E402
 from recsys_ref.data import load_movielens  # noqa: E402
 from recsys_ref.graph import bipartite_edge_index, normalized_adjacency  # noqa: E402
-from recsys_ref.models.embedding import EmbeddingRecommender, gathered_l2  # noqa: E402
+from recsys_ref.models.embedding import EmbeddingRecommender, batch_rows  # noqa: E402
 from recsys_ref.models.lightgcn import LightGCN, LightGCNModule  # noqa: E402
 
 #: the chapter's defaults (chapters/06_graph_convolution.ipynb, parameters cell)
@@ -104,7 +104,9 @@ class _GatherL2Module(LightGCNModule):
     value)."""
 
     def reg_loss(self, users, pos, neg):
-        return gathered_l2(self.embedding.weight, users, pos, neg, self.num_users)
+        rows = self.embedding.weight.index_select(0, torch.cat(batch_rows(users, pos, neg,
+                                                                          self.num_users)))
+        return rows.pow(2).sum() / (2 * len(users))                     # (B(2+n), d) gathered
 
 
 class LightGCNGatherL2(LightGCN):

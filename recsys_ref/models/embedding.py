@@ -40,7 +40,7 @@ from ..losses import NegativeSampler, bpr_loss, softmax_loss
 from ..train import History, get_device, train_loop
 from .base import Recommender
 
-__all__ = ["EmbeddingRecommender", "RowsSquaredNorm", "rows_l2", "batch_rows", "gathered_l2"]
+__all__ = ["EmbeddingRecommender", "RowsSquaredNorm", "rows_l2", "batch_rows"]
 
 
 class RowsSquaredNorm(torch.autograd.Function):
@@ -85,16 +85,6 @@ def batch_rows(users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None,
     if neg is not None:
         parts.append(neg.reshape(-1) + num_users)
     return parts
-
-
-def gathered_l2(table: torch.Tensor, users: torch.Tensor, pos: torch.Tensor,
-                neg: torch.Tensor | None, num_users: int) -> torch.Tensor:
-    r"""The batch L2 term :math:`\frac{1}{2B}\sum \lVert \mathbf{e}^{(0)}_r \rVert^2` over the
-    batch's rows of a stacked user-then-item ``table`` (:func:`batch_rows`), by gathering
-    them and letting autograd scatter the gradient back; :func:`rows_l2` is the same value
-    with a hand-written gradient."""
-    rows = table.index_select(0, torch.cat(batch_rows(users, pos, neg, num_users)))
-    return rows.pow(2).sum() / (2 * len(users))
 
 
 class EmbeddingRecommender(Recommender):

@@ -373,8 +373,8 @@ class LightGCN(EmbeddingRecommender):
     def _cosine_batch_loss(self, user_emb, item_emb, users, pos, neg) -> torch.Tensor:
         r"""BPR or softmax loss on :math:`s_{ui} = \cos(\mathbf{e}_u, \mathbf{e}_i)/\tau`:
         the gathered rows are scaled to unit length (through autograd) before the dot
-        products; ``neg=None`` (softmax only) scores the whole catalogue, the positive's
-        column excluded from the "others" as in the parent."""
+        products; ``neg=None`` (softmax only) scores the positive against the whole
+        catalogue (:meth:`~recsys_ref.models.embedding.EmbeddingRecommender._full_softmax`)."""
         tau = self.temperature
         if neg is None:
             loss = self._full_softmax(user_emb, item_emb, users, pos, unit=True)

@@ -36,7 +36,7 @@ from torch import nn
 
 from ..graph import bipartite_edge_index, normalized_adjacency
 from ..train import torch_threads
-from .embedding import EmbeddingRecommender, gathered_l2
+from .embedding import EmbeddingRecommender, batch_rows, rows_l2
 from .lightgcn import spmm, to_csr
 
 __all__ = ["NGCFLayer", "NGCFModule", "NGCF"]
@@ -146,8 +146,9 @@ class NGCFModule(nn.Module):
 
     def reg_loss(self, users, pos, neg) -> torch.Tensor:
         """L2 of the batch's layer-0 embeddings over :math:`2B`
-        (:func:`~recsys_ref.models.embedding.gathered_l2`)."""
-        return gathered_l2(self.embedding.weight, users, pos, neg, self.num_users)
+        (:func:`~recsys_ref.models.embedding.rows_l2`, as in LightGCN)."""
+        return rows_l2(self.embedding.weight, *batch_rows(users, pos, neg, self.num_users),
+                       batch=len(users))
 
     def __repr__(self) -> str:
         return (f"NGCFModule({self.num_users}+{self.num_items}, {self.embed_dim}, "
