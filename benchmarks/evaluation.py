@@ -1,4 +1,4 @@
-"""Speed and memory of full-ranking evaluation (recsys_ref.evaluate.evaluate_ranking).
+"""Speed and memory of full-ranking evaluation (recsys_ref.protocol.evaluate.evaluate_ranking).
 
 Scores every item for every test user, masks training items, takes the top k and computes
 all ranking metrics, on random data of growing size and on ML-100K with the popularity
@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from recsys_ref.evaluate import evaluate_ranking  # noqa: E402
+from recsys_ref.protocol.evaluate import evaluate_ranking  # noqa: E402
 
 
 def _rss_mb() -> float:

@@ -35,13 +35,13 @@ import numpy as np
 import torch
 
 from recsys_ref.data import load_movielens
-from recsys_ref.evaluate import evaluate_ranking
-from recsys_ref.models.bpr import BPRMF
+from recsys_ref.protocol.evaluate import evaluate_ranking
+from recsys_ref.models.classic.bprmf import BPRMF
 from recsys_ref.models.embedding import EmbeddingRecommender
-from recsys_ref.models.mf import BiasedMF
-from recsys_ref.models.popularity import Popularity
-from recsys_ref.models.svd import SVDEmbedding
-from recsys_ref.splits import grouplens_fold, stratified_split
+from recsys_ref.models.classic.mf import BiasedMF
+from recsys_ref.models.classic.popularity import Popularity
+from recsys_ref.models.classic.svd import SVDEmbedding
+from recsys_ref.protocol.splits import grouplens_fold, stratified_split
 from recsys_ref.train import set_seed
 
 PUBLISHED_BPR = {"map": 0.132, "ndcg": 0.442, "precision": 0.388, "recall": 0.213}

@@ -28,10 +28,10 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from recsys_ref import evaluate_ranking, load_movielens  # noqa: E402
-from recsys_ref.metrics import mae, rmse  # noqa: E402
+from recsys_ref.protocol.metrics import mae, rmse  # noqa: E402
 from recsys_ref.models import Popularity  # noqa: E402
-from recsys_ref.models.knn import Baseline, ItemKNN, UserKNN  # noqa: E402
-from recsys_ref.splits import grouplens_fold, stratified_split  # noqa: E402
+from recsys_ref.models.classic.knn import Baseline, ItemKNN, UserKNN  # noqa: E402
+from recsys_ref.protocol.splits import grouplens_fold, stratified_split  # noqa: E402
 
 SAR = {"map": 0.110591, "ndcg": 0.382461, "precision": 0.330753, "recall": 0.176385}
 RMSE_TARGET = 0.93

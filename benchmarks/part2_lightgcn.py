@@ -3,7 +3,7 @@ Recommenders protocol, and the speed of a LightGCN epoch.
 
     python benchmarks/part2_lightgcn.py [--skip-metrics] [--skip-speed] [--threads 1] [--assert]
 
-Metrics: ``recsys_ref.bench.run_benchmark`` with the chapter's defaults (stratified 75/25
+Metrics: ``recsys_ref.cli.bench.run_benchmark`` with the chapter's defaults (stratified 75/25
 split per item, seed 42; 10 % of each user's training rows carved out for early
 stopping; test touched once by the early-stopped model; k = 10; MAP with the number of
 relevant items as denominator), so the numbers are the chapter's. Two LightGCN rows: the
@@ -14,7 +14,7 @@ row of Recommenders' published table; checked on the cosine-softmax row) and NGC
 or above their LightGCN row (nDCG .420, P .380, R .144, MAP .089).
 
 Speed: median wall-clock and CPU seconds of a LightGCN epoch (d=64, L=3, batch 2048, one
-negative, the 66,477 training pairs left after carving out validation = 33 steps) for :class:`recsys_ref.models.lightgcn.LightGCN`
+negative, the 66,477 training pairs left after carving out validation = 33 steps) for :class:`recsys_ref.models.graph.lightgcn.LightGCN`
 and for the straightforward implementation it replaced (COO ``torch.sparse.mm`` with
 autograd through the sparse product, gathers with autograd), both with ``--threads``
 intra-op threads, plus a row with the batch L2 term as it was before
@@ -38,11 +38,11 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from recsys_ref.bench import make_protocol, run_benchmark  # noqa: E402
+from recsys_ref.cli.bench import make_protocol, run_benchmark  # noqa: E402
 from recsys_ref.data import load_movielens  # noqa: E402
 from recsys_ref.graph import bipartite_edge_index, normalized_adjacency  # noqa: E402
 from recsys_ref.models.embedding import EmbeddingRecommender, batch_rows  # noqa: E402
-from recsys_ref.models.lightgcn import LightGCN, LightGCNModule  # noqa: E402
+from recsys_ref.models.graph.lightgcn import LightGCN, LightGCNModule  # noqa: E402
 
 #: the chapter's defaults (chapters/06_graph_convolution.ipynb, parameters cell)
 LIGHTGCN = dict(num_layers=3, embed_dim=64, lr=5e-3, reg=1e-4, batch_size=2048, num_epochs=100,

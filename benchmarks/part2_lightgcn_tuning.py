@@ -37,9 +37,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from recsys_ref.data import load_movielens  # noqa: E402
-from recsys_ref.evaluate import evaluate_ranking  # noqa: E402
-from recsys_ref.models.lightgcn import LightGCN  # noqa: E402
-from recsys_ref.splits import per_user_ratio_split, stratified_split  # noqa: E402
+from recsys_ref.protocol.evaluate import evaluate_ranking  # noqa: E402
+from recsys_ref.models.graph.lightgcn import LightGCN  # noqa: E402
+from recsys_ref.protocol.splits import per_user_ratio_split, stratified_split  # noqa: E402
 
 SEED, TOP_K = 42, 10
 METRICS = ["ndcg", "precision", "recall", "map"]

@@ -46,9 +46,9 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
-from recsys_ref.evaluate import evaluate_ranking  # noqa: E402
+from recsys_ref.protocol.evaluate import evaluate_ranking  # noqa: E402
 from recsys_ref.graph import bipartite_edge_index, degree  # noqa: E402
-from recsys_ref.models.lightgcn import LightGCN, LightGCNModule, spmm  # noqa: E402
+from recsys_ref.models.graph.lightgcn import LightGCN, LightGCNModule, spmm  # noqa: E402
 from part2_lightgcn_tuning import SEED, TOP_K, load_splits  # noqa: E402  (this folder)
 
 REFIT_EPOCHS = 65       # part2_lightgcn_tuning.py's selection

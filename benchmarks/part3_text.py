@@ -22,10 +22,10 @@ import time
 import torch
 
 from recsys_ref.data import load_movielens
-from recsys_ref.models.fusion import FUSIONS, LightGCNText
-from recsys_ref.models.lightgcn import LightGCN
-from recsys_ref.splits import stratified_split
-from recsys_ref.text import TextEncoder, item_texts, load_omdb, match_omdb, user_texts
+from recsys_ref.models.text.fusion import FUSIONS, LightGCNText
+from recsys_ref.models.graph.lightgcn import LightGCN
+from recsys_ref.protocol.splits import stratified_split
+from recsys_ref.lm.text import TextEncoder, item_texts, load_omdb, match_omdb, user_texts
 from recsys_ref.train import get_device
 
 
@@ -90,7 +90,7 @@ def main() -> None:
         m.fit(train, ml.num_users, ml.num_items)
         rows.append((f"{name}: epoch", f"{m.epoch_seconds:.3f} s"))
     if args.llm:
-        from recsys_ref.llm import LanguageModel
+        from recsys_ref.lm.generator import LanguageModel
         lm = LanguageModel(device=str(device), cache=False, batch_size=8)
         t0 = time.perf_counter()
         lm.load()

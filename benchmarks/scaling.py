@@ -10,11 +10,11 @@ size's own) and does:
    (exponent 0.8; ``U = E / 20`` users, ``I = E / 50`` items, so the mean user degree is
    20 and the mean item degree 50, like MovieLens);
 2. builds :math:`\\tilde A` with :func:`recsys_ref.graph.normalized_adjacency` and a
-   :class:`~recsys_ref.models.lightgcn.LightGCNModule` (d=64, 3 layers);
+   :class:`~recsys_ref.models.graph.lightgcn.LightGCNModule` (d=64, 3 layers);
 3. times (in CPU seconds of this process, ``time.process_time``, with one thread by
    default, so that other processes on a shared machine do not distort the growth)
    ``--steps`` BPR training steps (one negative) exactly as
-   :class:`~recsys_ref.models.lightgcn.LightGCN` takes them, at batch size 2048 and at
+   :class:`~recsys_ref.models.graph.lightgcn.LightGCN` takes them, at batch size 2048 and at
    batch size ``E / 32`` (32 steps per epoch).
 
 Every step propagates over the whole graph, so a step costs :math:`O(E\\,d\\,L)`. An
@@ -64,8 +64,8 @@ def run_one(num_edges: int, steps: int, threads: int, seed: int = 0) -> dict:
     import torch
 
     from recsys_ref.graph import normalized_adjacency
-    from recsys_ref.losses import NegativeSampler
-    from recsys_ref.models.lightgcn import BPRFromTables, LightGCNModule
+    from recsys_ref.nn.losses import NegativeSampler
+    from recsys_ref.models.graph.lightgcn import BPRFromTables, LightGCNModule
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
@@ -129,7 +129,7 @@ def main(argv=None) -> int:
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    from recsys_ref.plotting import use_book_style
+    from recsys_ref.book.plotting import use_book_style
 
     rows = []
     for e in [int(float(x)) for x in args.edges.split(",")]:

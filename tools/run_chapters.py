@@ -23,7 +23,7 @@ import papermill as pm
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from recsys_ref.notebook import read_results  # noqa: E402
+from recsys_ref.book.notebook import read_results  # noqa: E402
 from recsys_ref.train import get_device  # noqa: E402
 
 

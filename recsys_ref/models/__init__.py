@@ -1,39 +1,65 @@
-"""One recommender per module, all with the :class:`~recsys_ref.models.base.Recommender`
-interface (``fit`` / ``score`` / ``recommend``).
+"""Recommenders, grouped by family, all with the
+:class:`~recsys_ref.models.base.Recommender` interface (``fit`` / ``score`` /
+``recommend``): :mod:`~recsys_ref.models.classic`, :mod:`~recsys_ref.models.graph` and
+:mod:`~recsys_ref.models.text`.
 
-:data:`MODELS` maps the names accepted by ``python -m recsys_ref.bench --model NAME`` to
-``"module:Class"``; classes are imported on first use, so a model with extra
+Every model class is importable from here (``from recsys_ref.models import LightGCN``);
+:data:`MODELS` maps the names accepted by ``python -m recsys_ref.cli.bench --model NAME``
+to ``"module:Class"``. Classes are imported on first use, so a model with extra
 dependencies costs nothing until it is asked for.
 """
 from __future__ import annotations
 
 import importlib
 
-from .base import Recommender
-from .popularity import Popularity
+from recsys_ref.models.base import Recommender
 
-__all__ = ["MODELS", "Recommender", "Popularity", "get_model"]
+# class name -> module, for ``from recsys_ref.models import NAME`` (imported lazily)
+_CLASSES: dict[str, str] = {
+    "Popularity": "recsys_ref.models.classic.popularity",
+    "Baseline": "recsys_ref.models.classic.knn",
+    "UserKNN": "recsys_ref.models.classic.knn",
+    "ItemKNN": "recsys_ref.models.classic.knn",
+    "ContentBased": "recsys_ref.models.classic.content",
+    "WeightedHybrid": "recsys_ref.models.classic.hybrid",
+    "SwitchingHybrid": "recsys_ref.models.classic.hybrid",
+    "BiasedMF": "recsys_ref.models.classic.mf",
+    "BPRMF": "recsys_ref.models.classic.bprmf",
+    "SVDEmbedding": "recsys_ref.models.classic.svd",
+    "LightGCN": "recsys_ref.models.graph.lightgcn",
+    "GCN": "recsys_ref.models.graph.gcn",
+    "NGCF": "recsys_ref.models.graph.ngcf",
+    "GATRecommender": "recsys_ref.models.graph.gat",
+    "GraphSAGE": "recsys_ref.models.graph.graphsage",
+    "Node2Vec": "recsys_ref.models.graph.node2vec",
+    "DeepWalk": "recsys_ref.models.graph.node2vec",
+    "GraphAutoEncoder": "recsys_ref.models.graph.gae",
+    "LightGCNText": "recsys_ref.models.text.fusion",
+    "LightGCNTextMap": "recsys_ref.models.text.fusion",
+}
+
+__all__ = ["MODELS", "Recommender", "get_model", *_CLASSES]
 
 # name -> "module:Class" (one line per model; keep sorted by chapter)
 MODELS: dict[str, str] = {
-    "popularity": "recsys_ref.models.popularity:Popularity",
-    "userknn": "recsys_ref.models.knn:UserKNN",
-    "itemknn": "recsys_ref.models.knn:ItemKNN",
-    "content": "recsys_ref.models.content:ContentBased",
-    "hybrid": "recsys_ref.models.hybrid:WeightedHybrid",
-    "biasedmf": "recsys_ref.models.mf:BiasedMF",
-    "bpr": "recsys_ref.models.bpr:BPRMF",
-    "svd": "recsys_ref.models.svd:SVDEmbedding",
-    "lightgcn": "recsys_ref.models.lightgcn:LightGCN",
-    "gcn": "recsys_ref.models.gcn:GCN",
-    "ngcf": "recsys_ref.models.ngcf:NGCF",
-    "gat": "recsys_ref.models.gat:GATRecommender",
-    "node2vec": "recsys_ref.models.node2vec:Node2Vec",
-    "deepwalk": "recsys_ref.models.node2vec:DeepWalk",
-    "gae": "recsys_ref.models.gae:GraphAutoEncoder",
-    "lightgcn-text": "recsys_ref.models.fusion:LightGCNText",
-    "lightgcn-textmap": "recsys_ref.models.fusion:LightGCNTextMap",
-    "graphsage": "recsys_ref.models.graphsage:GraphSAGE",
+    "popularity": "recsys_ref.models.classic.popularity:Popularity",
+    "userknn": "recsys_ref.models.classic.knn:UserKNN",
+    "itemknn": "recsys_ref.models.classic.knn:ItemKNN",
+    "content": "recsys_ref.models.classic.content:ContentBased",
+    "hybrid": "recsys_ref.models.classic.hybrid:WeightedHybrid",
+    "biasedmf": "recsys_ref.models.classic.mf:BiasedMF",
+    "bpr": "recsys_ref.models.classic.bprmf:BPRMF",
+    "svd": "recsys_ref.models.classic.svd:SVDEmbedding",
+    "lightgcn": "recsys_ref.models.graph.lightgcn:LightGCN",
+    "gcn": "recsys_ref.models.graph.gcn:GCN",
+    "ngcf": "recsys_ref.models.graph.ngcf:NGCF",
+    "gat": "recsys_ref.models.graph.gat:GATRecommender",
+    "node2vec": "recsys_ref.models.graph.node2vec:Node2Vec",
+    "deepwalk": "recsys_ref.models.graph.node2vec:DeepWalk",
+    "gae": "recsys_ref.models.graph.gae:GraphAutoEncoder",
+    "lightgcn-text": "recsys_ref.models.text.fusion:LightGCNText",
+    "lightgcn-textmap": "recsys_ref.models.text.fusion:LightGCNTextMap",
+    "graphsage": "recsys_ref.models.graph.graphsage:GraphSAGE",
 }
 
 
@@ -43,3 +69,15 @@ def get_model(name: str) -> type[Recommender]:
         raise ValueError(f"unknown model {name!r}; registered models: {sorted(MODELS)}")
     module, cls = MODELS[name].split(":")
     return getattr(importlib.import_module(module), cls)
+
+
+def __getattr__(name: str):
+    """Import a model class on first access (PEP 562)."""
+    if name in _CLASSES:
+        return getattr(importlib.import_module(_CLASSES[name]), name)
+    raise AttributeError(f"module 'recsys_ref.models' has no attribute {name!r}; "
+                         f"models: {sorted(_CLASSES)}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -21,7 +21,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from ..evaluate import interaction_matrix, topk_items
+from recsys_ref.protocol.evaluate import interaction_matrix, topk_items
 
 __all__ = ["Recommender"]
 
@@ -29,7 +29,7 @@ __all__ = ["Recommender"]
 class Recommender:
     """Base class: stores the training matrix and implements :meth:`recommend`."""
 
-    #: name used by ``python -m recsys_ref.bench --model NAME``
+    #: name used by ``python -m recsys_ref.cli.bench --model NAME``
     name: str = "base"
     train_matrix: sp.csr_matrix | None = None
     num_users: int = 0

@@ -14,7 +14,7 @@ where the module's ``forward()`` returns ``(user_emb (U, d), item_emb (I, d))`` 
 whole graph (GNNs propagate here) and may define ``reg_loss(users, pos, neg)`` (an L2 term
 on the batch's free parameters; :func:`rows_l2` computes one with a hand-written
 gradient). Scores are :math:`\hat y_{ui} = \mathbf{e}_u^\top
-\mathbf{e}_i`; the loss is BPR or sampled softmax (:mod:`recsys_ref.losses`). Validation
+\mathbf{e}_i`; the loss is BPR or sampled softmax (:mod:`recsys_ref.nn.losses`). Validation
 (``valid`` frame given to ``fit``) measures ``valid_metric@valid_k`` every ``eval_every``
 epochs, stops after ``patience`` evaluations without improvement and restores the best
 weights.
@@ -35,10 +35,10 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ..evaluate import evaluate_ranking
-from ..losses import NegativeSampler, bpr_loss, softmax_loss
-from ..train import History, get_device, train_loop
-from .base import Recommender
+from recsys_ref.protocol.evaluate import evaluate_ranking
+from recsys_ref.nn.losses import NegativeSampler, bpr_loss, softmax_loss
+from recsys_ref.train.loop import History, get_device, train_loop
+from recsys_ref.models.base import Recommender
 
 __all__ = ["EmbeddingRecommender", "RowsSquaredNorm", "rows_l2", "batch_rows"]
 
@@ -160,7 +160,7 @@ class EmbeddingRecommender(Recommender):
         every item), with the logits computed once per *distinct* user of the batch:
         ``(U_B, I)`` instead of ``(B, I)``, the same value (a user with several positives in
         the batch shares one row of logits). ``unit`` scales the rows to unit length first
-        (cosine scores, :class:`~recsys_ref.models.lightgcn.LightGCN`'s ``normalize``)."""
+        (cosine scores, :class:`~recsys_ref.models.graph.lightgcn.LightGCN`'s ``normalize``)."""
         uniq, inv = torch.unique(users, return_inverse=True)                  # (U_B,), (B,)
         u, items = user_emb.index_select(0, uniq), item_emb                   # (U_B, d), (I, d)
         if unit:
@@ -244,7 +244,7 @@ class EmbeddingRecommender(Recommender):
 
     def _run_epochs(self, step, times: list[float], train: pd.DataFrame,
                     valid: pd.DataFrame | None) -> "EmbeddingRecommender":
-        """Run ``step`` under :func:`~recsys_ref.train.train_loop`, early-stopping on
+        """Run ``step`` under :func:`~recsys_ref.train.loop.train_loop`, early-stopping on
         ``valid_metric@valid_k`` of ``valid`` (training items masked) when ``valid`` is
         given; record the history and the median epoch time. Shared by every subclass
         that writes its own ``step``."""

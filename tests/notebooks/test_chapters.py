@@ -11,7 +11,7 @@ import json
 import papermill as pm
 import pytest
 
-from recsys_ref.notebook import read_results
+from recsys_ref.book.notebook import read_results
 
 from .chapters import CHAPTERS, meta
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch_geometric.nn import GATConv, GATv2Conv, TransformerConv
 
-from recsys_ref.attention import (DotProductAttentionLayer, GATLayer, GATv2Layer, aggregate,
+from recsys_ref.nn.attention import (DotProductAttentionLayer, GATLayer, GATv2Layer, aggregate,
                                   edge_softmax)
 
 

@@ -5,10 +5,10 @@ import pandas as pd
 import pytest
 import torch
 
-from recsys_ref.evaluate import evaluate_ranking
-from recsys_ref.losses import bpr_loss
-from recsys_ref.models.bpr import BPRMF, MFModule
-from recsys_ref.models.popularity import Popularity
+from recsys_ref.protocol.evaluate import evaluate_ranking
+from recsys_ref.nn.losses import bpr_loss
+from recsys_ref.models.classic.bprmf import BPRMF, MFModule
+from recsys_ref.models.classic.popularity import Popularity
 
 
 def _communities(seed=0):
@@ -85,7 +85,7 @@ def test_bad_input_raises():
 
 # -- the hand-written loss and gradient (BPRMFLoss) against autograd ---------------------------
 
-from recsys_ref.models.bpr import BPRMFLoss, bpr_mf_loss  # noqa: E402
+from recsys_ref.models.classic.bprmf import BPRMFLoss, bpr_mf_loss  # noqa: E402
 from recsys_ref.models.embedding import EmbeddingRecommender  # noqa: E402
 
 

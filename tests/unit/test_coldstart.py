@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from recsys_ref.coldstart import cold_item_split, evaluate_cold, history_similarity, random_scores
+from recsys_ref.protocol.coldstart import cold_item_split, evaluate_cold, history_similarity, random_scores
 
 
 def test_no_cold_item_appears_in_training():

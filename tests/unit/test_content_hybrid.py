@@ -1,4 +1,4 @@
-"""Tests of recsys_ref.models.content and recsys_ref.models.hybrid: TF-IDF and genre
+"""Tests of recsys_ref.models.classic.content and recsys_ref.models.classic.hybrid: TF-IDF and genre
 profiles against scikit-learn, user profiles against a hand-written mean, hybrid limits
 and the cold-item split."""
 from __future__ import annotations
@@ -11,9 +11,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics.pairwise import cosine_similarity as sk_cosine
 
 from recsys_ref.models import MODELS, get_model
-from recsys_ref.models.content import ContentBased, clean_title, cold_item_split, item_features
-from recsys_ref.models.hybrid import SwitchingHybrid, WeightedHybrid, zscore_rows
-from recsys_ref.models.knn import ItemKNN
+from recsys_ref.models.classic.content import ContentBased, clean_title, cold_item_split, item_features
+from recsys_ref.models.classic.hybrid import SwitchingHybrid, WeightedHybrid, zscore_rows
+from recsys_ref.models.classic.knn import ItemKNN
 
 ITEMS = pd.DataFrame({
     "title": ["Star Wars (1977)", "Star Trek: Generations (1994)", "Toy Story (1995)",

@@ -4,9 +4,9 @@ import pandas as pd
 import pytest
 import torch
 
-from recsys_ref.evaluate import evaluate_ranking
+from recsys_ref.protocol.evaluate import evaluate_ranking
 from recsys_ref.models import MODELS, Popularity, get_model
-from recsys_ref.models.lightgcn import LightGCN
+from recsys_ref.models.graph.lightgcn import LightGCN
 
 
 def test_popularity_scores_are_training_shares(tiny_frame):

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from recsys_ref import data as D
+from recsys_ref.data import movielens as D
 
 
 def test_ml100k_content(ml100k):

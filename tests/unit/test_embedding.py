@@ -8,10 +8,10 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from recsys_ref.evaluate import evaluate_ranking
-from recsys_ref.losses import NegativeSampler
+from recsys_ref.protocol.evaluate import evaluate_ranking
+from recsys_ref.nn.losses import NegativeSampler
 from recsys_ref.models.embedding import EmbeddingRecommender, RowsSquaredNorm, batch_rows, rows_l2
-from recsys_ref.models.popularity import Popularity
+from recsys_ref.models.classic.popularity import Popularity
 
 
 def test_rows_squared_norm_counts_repeats_and_passes_gradcheck():

@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 import torch
 
-from recsys_ref import metrics as M
-from recsys_ref.evaluate import evaluate_ranking, interaction_matrix, topk_items
+from recsys_ref.protocol import metrics as M
+from recsys_ref.protocol.evaluate import evaluate_ranking, interaction_matrix, topk_items
 
 
 def _frame(pairs):
@@ -97,7 +97,7 @@ def test_empty_test_frame_raises():
 
 @pytest.mark.parametrize("levels", [None, 3, 50])
 def test_fast_topk_equals_full_stable_sort(levels):
-    from recsys_ref.evaluate import _stable_topk
+    from recsys_ref.protocol.evaluate import _stable_topk
     g = torch.Generator().manual_seed(0)
     scores = torch.rand(64, 300, generator=g)
     if levels is not None:  # heavy ties, inside and across the cut

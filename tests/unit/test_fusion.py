@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from recsys_ref.graph import bipartite_edge_index, normalized_adjacency
-from recsys_ref.models.fusion import FUSIONS, LightGCNText, TextFusionModule
-from recsys_ref.models.lightgcn import LightGCNModule
+from recsys_ref.models.text.fusion import FUSIONS, LightGCNText, TextFusionModule
+from recsys_ref.models.graph.lightgcn import LightGCNModule
 
 U, I, T, D = 3, 5, 6, 4
 PAIRS = pd.DataFrame({"user": [0, 0, 1, 1, 2, 2], "item": [0, 1, 1, 2, 0, 3]})   # item 4 is cold

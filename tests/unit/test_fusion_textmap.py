@@ -10,8 +10,8 @@ import torch
 from sklearn.linear_model import Ridge
 
 from recsys_ref.graph import bipartite_edge_index, normalized_adjacency
-from recsys_ref.models.fusion import LightGCNTextMap, TextFusionModule, TextToEmbedding
-from recsys_ref.models.lightgcn import LightGCN
+from recsys_ref.models.text.fusion import LightGCNTextMap, TextFusionModule, TextToEmbedding
+from recsys_ref.models.graph.lightgcn import LightGCN
 
 U, I = 3, 5
 PAIRS = pd.DataFrame({"user": [0, 0, 1, 1, 2, 2], "item": [0, 1, 1, 2, 0, 3]})   # item 4 is cold

@@ -5,12 +5,12 @@ import pandas as pd
 import pytest
 import torch
 
-from recsys_ref.evaluate import evaluate_ranking
+from recsys_ref.protocol.evaluate import evaluate_ranking
 from recsys_ref.graph import bipartite_edge_index, normalized_adjacency
 from recsys_ref.models import MODELS, get_model
-from recsys_ref.models.gat import GATRecModule, GATRecommender
-from recsys_ref.models.lightgcn import LightGCNModule
-from recsys_ref.models.popularity import Popularity
+from recsys_ref.models.graph.gat import GATRecModule, GATRecommender
+from recsys_ref.models.graph.lightgcn import LightGCNModule
+from recsys_ref.models.classic.popularity import Popularity
 
 
 def small_graph(num_users=7, num_items=9, num_pairs=30, seed=0):

@@ -1,4 +1,4 @@
-"""From-scratch GCN layers (recsys_ref.layers) against a hand-worked example and PyG's GCNConv."""
+"""From-scratch GCN layers (recsys_ref.nn.gcn) against a hand-worked example and PyG's GCNConv."""
 import math
 
 import pytest
@@ -6,7 +6,7 @@ import torch
 from torch_geometric.nn import GCNConv
 from torch_geometric.utils import to_undirected
 
-from recsys_ref.layers import DenseGCNLayer, SparseGCNLayer, gcn_norm_dense, gcn_norm_sparse
+from recsys_ref.nn.gcn import DenseGCNLayer, SparseGCNLayer, gcn_norm_dense, gcn_norm_sparse
 
 
 def _random_graph(num_nodes: int, num_edges: int, seed: int, undirected: bool) -> torch.Tensor:

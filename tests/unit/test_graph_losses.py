@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch_geometric.utils import to_dense_adj
 
 from recsys_ref.graph import bipartite_edge_index, normalized_adjacency, scipy_normalized_adjacency
-from recsys_ref.losses import NegativeSampler, bpr_loss, l2_penalty, softmax_loss
+from recsys_ref.nn.losses import NegativeSampler, bpr_loss, l2_penalty, softmax_loss
 
 
 def test_bipartite_edges_both_directions(tiny_frame):

@@ -10,12 +10,12 @@ import pytest
 import torch
 from torch_geometric.nn import SAGEConv
 
-from recsys_ref.evaluate import evaluate_ranking
+from recsys_ref.protocol.evaluate import evaluate_ranking
 from recsys_ref.graph import bipartite_edge_index
 from recsys_ref.models import get_model
-from recsys_ref.models.graphsage import GraphSAGE, GraphSAGEModule, SAGELayer, movielens_features
-from recsys_ref.models.popularity import Popularity
-from recsys_ref.sampling import NeighborSampler
+from recsys_ref.models.graph.graphsage import GraphSAGE, GraphSAGEModule, SAGELayer, movielens_features
+from recsys_ref.models.classic.popularity import Popularity
+from recsys_ref.graph.neighbor_sampling import NeighborSampler
 
 
 def random_edges(num_nodes=12, num_edges=40, seed=0):

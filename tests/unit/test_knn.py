@@ -1,4 +1,4 @@
-"""Tests of recsys_ref.models.knn: similarities, shrinkage, baseline, kNN prediction and
+"""Tests of recsys_ref.models.classic.knn: similarities, shrinkage, baseline, kNN prediction and
 ranking, against numbers worked out by hand, scikit-learn and brute-force loops."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 from sklearn.metrics.pairwise import cosine_similarity as sk_cosine
 
 from recsys_ref.models import MODELS, get_model
-from recsys_ref.models.knn import (
+from recsys_ref.models.classic.knn import (
     Baseline,
     ItemKNN,
     UserKNN,

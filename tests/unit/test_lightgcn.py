@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 import torch
 
-from recsys_ref.evaluate import evaluate_ranking
+from recsys_ref.protocol.evaluate import evaluate_ranking
 from recsys_ref.graph import bipartite_edge_index, normalized_adjacency
-from recsys_ref.losses import bpr_loss
+from recsys_ref.nn.losses import bpr_loss
 from recsys_ref.models.embedding import EmbeddingRecommender
-from recsys_ref.models.lightgcn import BPRFromTables, LightGCN, LightGCNModule, layer_mean
-from recsys_ref.models.popularity import Popularity
+from recsys_ref.models.graph.lightgcn import BPRFromTables, LightGCN, LightGCNModule, layer_mean
+from recsys_ref.models.classic.popularity import Popularity
 
 # 3 users, 4 items: u0-{i0,i1}, u1-{i1,i2}, u2-{i2,i3}
 PAIRS = np.array([[0, 0], [0, 1], [1, 1], [1, 2], [2, 2], [2, 3]])
@@ -64,7 +64,7 @@ def test_propagation_gradient_is_transposed_propagation():
 @pytest.mark.parametrize("num_layers", [1, 2, 3, 4])
 def test_layer_mean_scratch_path_equals_closed_form_in_float32(num_layers):
     # Horner's rule into reused scratch blocks (the CPU training path), in float32
-    from recsys_ref.models.lightgcn import _mean_of_powers, to_csr
+    from recsys_ref.models.graph.lightgcn import _mean_of_powers, to_csr
 
     a = _numpy_norm_adj(PAIRS, 3, 4)
     adj = to_csr(torch.tensor(a, dtype=torch.float32).to_sparse())
@@ -159,7 +159,7 @@ def test_bad_arguments_raise():
 
 
 def test_small_slice_beats_popularity():
-    from recsys_ref.bench import make_protocol
+    from recsys_ref.cli.bench import make_protocol
     from recsys_ref.data import load_movielens
 
     try:

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from recsys_ref.models.lightgcn import LightGCN
+from recsys_ref.models.graph.lightgcn import LightGCN
 
 PAIRS = pd.DataFrame({"user": [0, 0, 1, 1, 2, 2], "item": [0, 1, 1, 2, 2, 3]})
 # num_layers=0, so the final representations are the layer-0 rows set here.

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from recsys_ref import llm
-from recsys_ref.llm import LanguageModel, smollm2_path
+from recsys_ref.lm import generator as llm
+from recsys_ref.lm.generator import LanguageModel, smollm2_path
 
 
 @pytest.fixture
@@ -73,7 +73,7 @@ def test_generation_is_cached_per_prompt_and_length(tmp_path, cache):
 def tiny_llama(tmp_path_factory):
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from recsys_ref.text import minilm_path
+    from recsys_ref.lm.text import minilm_path
     try:
         tok_dir = minilm_path()
     except ValueError as err:
@@ -126,7 +126,7 @@ def test_smollm2_generates_deterministically(cache):
 
 def test_gguf_progress_bar_is_silenced_and_restored():
     gguf_utils = pytest.importorskip("transformers.modeling_gguf_pytorch_utils")
-    from recsys_ref.llm import _quiet_gguf_progress
+    from recsys_ref.lm.generator import _quiet_gguf_progress
 
     before = gguf_utils.tqdm
     with _quiet_gguf_progress():

@@ -6,7 +6,7 @@ import pytest
 import torch
 from sklearn.metrics import mean_absolute_error, mean_squared_error, ndcg_score
 
-from recsys_ref import metrics as M
+from recsys_ref.protocol import metrics as M
 
 RANKED = [["a", "b", "c", "d", "e"]]
 RELEVANT = [{"a", "c", "f"}]

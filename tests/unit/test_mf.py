@@ -6,7 +6,7 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from recsys_ref.models.mf import BiasedMF, _als_half_step, mf_gradients, mf_loss
+from recsys_ref.models.classic.mf import BiasedMF, _als_half_step, mf_gradients, mf_loss
 
 
 def _tiny():

@@ -7,9 +7,9 @@ import torch.nn.functional as F
 
 from recsys_ref.graph import bipartite_edge_index, normalized_adjacency
 from recsys_ref.models import get_model
-from recsys_ref.models.gcn import GCN, GCNModule
-from recsys_ref.models.lightgcn import to_csr
-from recsys_ref.models.ngcf import NGCF, NGCFLayer, NGCFModule
+from recsys_ref.models.graph.gcn import GCN, GCNModule
+from recsys_ref.models.graph.lightgcn import to_csr
+from recsys_ref.models.graph.ngcf import NGCF, NGCFLayer, NGCFModule
 
 PAIRS = np.array([[0, 0], [0, 1], [1, 1], [1, 2], [2, 2], [2, 3]])   # 3 users, 4 items
 

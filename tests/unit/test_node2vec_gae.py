@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch_geometric.nn import Node2Vec as PyGNode2Vec
 
-from recsys_ref.evaluate import evaluate_ranking
+from recsys_ref.protocol.evaluate import evaluate_ranking
 from recsys_ref.models import get_model
-from recsys_ref.models.gae import GCNEncoder, GraphAutoEncoder, sparse_adj_t
-from recsys_ref.models.node2vec import DeepWalk, Node2Vec, SkipGramModule, sgns_loss
-from recsys_ref.models.popularity import Popularity
+from recsys_ref.models.graph.gae import GCNEncoder, GraphAutoEncoder, sparse_adj_t
+from recsys_ref.models.graph.node2vec import DeepWalk, Node2Vec, SkipGramModule, sgns_loss
+from recsys_ref.models.classic.popularity import Popularity
 
 
 def planted(seed=0):

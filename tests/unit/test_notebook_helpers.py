@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from recsys_ref.notebook import RESULTS_MIME, _clean, read_results
+from recsys_ref.book.notebook import RESULTS_MIME, _clean, read_results
 
 
 def test_clean_rounds_and_rejects_nan():

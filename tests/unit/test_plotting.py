@@ -5,7 +5,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from recsys_ref.plotting import plot_embedding_2d  # noqa: E402
+from recsys_ref.book.plotting import plot_embedding_2d  # noqa: E402
 
 
 def _legend_labels(ax):

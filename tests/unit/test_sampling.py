@@ -6,7 +6,7 @@ import itertools
 import pytest
 import torch
 
-from recsys_ref.sampling import (NeighborSampler, PyGNeighborSampler, SampledSubgraph,
+from recsys_ref.graph.neighbor_sampling import (NeighborSampler, PyGNeighborSampler, SampledSubgraph,
                                  make_neighbor_sampler, pyg_sampler_available)
 
 

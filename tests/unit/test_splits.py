@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys_ref.splits import (grouplens_fold, leave_last_out, per_user_random_split,
+from recsys_ref.protocol.splits import (grouplens_fold, leave_last_out, per_user_random_split,
                                per_user_ratio_split, stratified_split, temporal_split)
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from recsys_ref.graph import scipy_normalized_adjacency
-from recsys_ref.models.svd import SVDEmbedding
+from recsys_ref.models.classic.svd import SVDEmbedding
 
 
 def _blocks():

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import torch
 
-from recsys_ref import text
-from recsys_ref.text import TextEncoder, item_texts, match_omdb, mean_pool, normalise_title, user_texts
+from recsys_ref.lm import text
+from recsys_ref.lm.text import TextEncoder, item_texts, match_omdb, mean_pool, normalise_title, user_texts
 
 
 @pytest.fixture

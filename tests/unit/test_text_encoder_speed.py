@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from recsys_ref.text import TextEncoder, item_metadata_features
+from recsys_ref.lm.text import TextEncoder, item_metadata_features
 
 TEXTS = ["Heat (1995). Genres: Action, Crime, Thriller. Directed by Michael Mann. Starring Al Pacino.",
          "a", "Fargo (1996)", "b c d e", "Toy Story (1995). Genres: Animation, Children's, Comedy.",
@@ -86,7 +86,7 @@ def test_item_metadata_features_by_hand():
 
 
 def test_auto_precision_follows_the_device(one_by_one, monkeypatch):
-    import recsys_ref.text as text
+    import recsys_ref.lm.text as text
 
     monkeypatch.setattr(text, "native_bf16", lambda device: True)
     assert TextEncoder(device="cpu", precision="auto").precision == "bf16"
@@ -96,7 +96,7 @@ def test_auto_precision_follows_the_device(one_by_one, monkeypatch):
 
 
 def test_native_bf16_reads_the_cpu_capability(monkeypatch):
-    from recsys_ref.text import native_bf16
+    from recsys_ref.lm.text import native_bf16
 
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)

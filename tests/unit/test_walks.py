@@ -1,9 +1,9 @@
-"""Random walks: DeepWalk's uniform and node2vec's biased walks (recsys_ref.walks)."""
+"""Random walks: DeepWalk's uniform and node2vec's biased walks (recsys_ref.graph.walks)."""
 import numpy as np
 import pytest
 import torch
 
-from recsys_ref.walks import RandomWalker, context_windows, random_walks, transition_probabilities
+from recsys_ref.graph.walks import RandomWalker, context_windows, random_walks, transition_probabilities
 
 
 def undirected(pairs):

@@ -1,0 +1,1 @@
+"""The book's helpers: figure style and notebook result recording."""

@@ -1,0 +1,1 @@
+"""Language models: text encoders, generators, item and user texts."""

@@ -1,0 +1,1 @@
+"""Classic recommenders: popularity, neighbourhood, matrix factorisation, content, hybrids."""

@@ -1,0 +1,212 @@
+r"""Content-based recommendation: item profiles from side information, user profiles
+from the items each user rated, ranking by cosine (Pazzani & Billsus 2007).
+
+**Item profiles.** For item :math:`i`, a TF-IDF vector of the words of its title
+(scikit-learn's ``TfidfVectorizer``: :math:`\mathrm{tf}(t, i)\cdot(\ln\frac{1+I}{1+\mathrm{df}(t)} + 1)`,
+then L2-normalised) and a one-hot vector of its genres (L2-normalised), weighted and
+concatenated, and the result L2-normalised:
+
+.. math::
+
+    \mathbf f_i = \frac{[\,w_g\, \mathbf g_i / \lVert \mathbf g_i \rVert \;;\;
+                        w_t\, \mathbf t_i\,]}{\lVert \cdot \rVert}.
+
+**User profiles** are the rating-weighted mean of the profiles of the items in the
+user's training history :math:`I_u`, and items are ranked by cosine:
+
+.. math::
+
+    \mathbf p_u = \frac{\sum_{i \in I_u} w_{ui}\, \mathbf f_i}{\sum_{i \in I_u} |w_{ui}|},
+    \qquad s(u, i) = \cos(\mathbf p_u, \mathbf f_i),
+
+with :math:`w_{ui} = r_{ui}` (``weighting="rating"``), :math:`w_{ui} = 1` (``"binary"``)
+or :math:`w_{ui} = r_{ui} - \bar r_u` (``"centred"``, disliked items push away).
+
+The model needs no other user's data, so it scores an item nobody has rated yet: the
+new-item cold start that collaborative filtering cannot handle (:func:`cold_item_split`).
+
+Shapes:
+    - ``item_features(items)``: ``I`` rows -> sparse ``(I, d)``
+    - ``user_profiles``: ``(U, d)``
+    - ``score(users)``: ``(B,)`` -> ``(B, I)``
+
+Used in: ``chapters/03_content_hybrid``.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.preprocessing import MultiLabelBinarizer, normalize
+
+from recsys_ref.models.base import Recommender
+
+__all__ = ["clean_title", "item_features", "cold_item_split", "ContentBased"]
+
+_YEAR = re.compile(r"\s*\(\d{4}\)\s*$")
+
+
+def clean_title(title: str) -> str:
+    """``"Shawshank Redemption, The (1994)"`` -> ``"Shawshank Redemption, The"``."""
+    return _YEAR.sub("", str(title))
+
+
+def item_features(
+    items: pd.DataFrame,
+    use_genres: bool = True,
+    use_titles: bool = True,
+    genre_weight: float = 1.0,
+    title_weight: float = 1.0,
+    min_df: int = 2,
+) -> tuple[sp.csr_matrix, list[str]]:
+    r"""Row-normalised item profiles :math:`\mathbf f_i` and the names of their columns.
+
+    Args:
+        items: one row per item **in index order** (``ml.items``) with columns
+            ``title`` (str) and ``genres`` (list of str).
+        use_genres, use_titles: which blocks to build (at least one).
+        genre_weight, title_weight: :math:`w_g, w_t` (default 1, 1).
+        min_df: words in fewer titles are dropped (default 2: a word only one title has
+            links that item to nothing).
+
+    Returns:
+        ``(F, names)``: CSR ``(I, d)`` with unit-norm rows (an item with no feature has a
+        zero row) and ``d`` column names (``"genre:Drama"``, ``"title:star"``).
+    """
+    if not (use_genres or use_titles):
+        raise ValueError("item_features needs at least one block: use_genres or use_titles")
+    need = [c for c, on in (("genres", use_genres), ("title", use_titles)) if on]
+    missing = [c for c in need if c not in items.columns]
+    if missing:
+        raise ValueError(f"items frame lacks column(s) {missing}; pass ml.items from "
+                         "recsys_ref.data.movielens.load_movielens")
+    if genre_weight < 0 or title_weight < 0:
+        raise ValueError("genre_weight and title_weight must be >= 0")
+    blocks, names = [], []
+    if use_genres:
+        mlb = MultiLabelBinarizer(sparse_output=True)
+        G = mlb.fit_transform(items["genres"]).astype(np.float64)
+        blocks.append(genre_weight * normalize(G.tocsr()))
+        names += [f"genre:{g}" for g in mlb.classes_]
+    if use_titles:
+        vec = TfidfVectorizer(min_df=min_df, stop_words="english")
+        T = vec.fit_transform(items["title"].map(clean_title))
+        blocks.append(title_weight * T)  # TfidfVectorizer rows are already unit-norm
+        names += [f"title:{w}" for w in vec.get_feature_names_out()]
+    F = normalize(sp.hstack(blocks).tocsr())
+    return F, names
+
+
+def cold_item_split(
+    ratings: pd.DataFrame, frac: float = 0.2, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """Hold out a random ``frac`` of the items together with **all** their interactions.
+
+    The held-out items never occur in ``train``: for a collaborative model they are new
+    items with no signal at all. Evaluate by ranking, for each user with test
+    interactions, only the held-out items.
+
+    Args:
+        ratings: interactions with ``user`` and ``item`` columns.
+        frac: share of the distinct items held out, in ``(0, 1)``.
+        seed: seed of the ``numpy.random.default_rng`` that picks them.
+
+    Returns:
+        ``(train, test, cold_items)``; ``cold_items`` sorted ascending.
+    """
+    if not 0 < frac < 1:
+        raise ValueError(f"frac must lie in (0, 1), got {frac}")
+    for col in ("user", "item"):
+        if col not in ratings.columns:
+            raise ValueError(f"ratings frame lacks column {col!r}; it has {list(ratings.columns)}")
+    items = np.unique(ratings["item"].to_numpy())
+    n_cold = int(round(frac * len(items)))
+    if n_cold == 0 or n_cold == len(items):
+        raise ValueError(f"frac={frac} of {len(items)} items leaves an empty train or test part")
+    rng = np.random.default_rng(seed)
+    cold = np.sort(rng.choice(items, size=n_cold, replace=False))
+    is_cold = ratings["item"].isin(cold).to_numpy()
+    return ratings[~is_cold], ratings[is_cold], cold
+
+
+class ContentBased(Recommender):
+    r"""Content-based ranking by cosine between user and item profiles.
+
+    Args:
+        items: item side information, one row per item index (``ml.items``). ``None``
+            loads ML-100K's (``recsys_ref.data.movielens.load_movielens``), so
+            ``python -m recsys_ref.cli.bench --model content`` works.
+        features: a precomputed ``(num_items, d)`` feature matrix instead of ``items``.
+        use_genres, use_titles, genre_weight, title_weight, min_df: see
+            :func:`item_features` (defaults True, True, 1, 1, 2).
+        weighting: ``"rating"`` (default), ``"binary"`` or ``"centred"``.
+        seed: unused (deterministic), kept for the common interface.
+    """
+
+    name = "content"
+
+    def __init__(self, items: pd.DataFrame | None = None, features=None, use_genres: bool = True,
+                 use_titles: bool = True, genre_weight: float = 1.0, title_weight: float = 1.0,
+                 min_df: int = 2, weighting: str = "rating", seed: int = 0):
+        if weighting not in ("rating", "binary", "centred"):
+            raise ValueError(f"weighting must be 'rating', 'binary' or 'centred', got {weighting!r}")
+        if items is not None and features is not None:
+            raise ValueError("pass either items (side information) or features, not both")
+        self.use_genres, self.use_titles = use_genres, use_titles
+        self.genre_weight, self.title_weight, self.min_df = genre_weight, title_weight, min_df
+        self.weighting = weighting
+        self.seed = seed
+        self.feature_names: list[str] = []
+        if features is not None:
+            self.features = normalize(sp.csr_matrix(features, dtype=np.float64))
+        else:
+            if items is None:
+                from recsys_ref.data.movielens import load_movielens
+                items = load_movielens("ml-100k").items
+            self.features, self.feature_names = item_features(
+                items, use_genres, use_titles, genre_weight, title_weight, min_df)
+        self.user_profiles: np.ndarray | None = None
+
+    def _weights(self, train: pd.DataFrame) -> np.ndarray:
+        if self.weighting == "binary" or "rating" not in train.columns:
+            if self.weighting != "binary":
+                raise ValueError(f"weighting={self.weighting!r} needs a 'rating' column; "
+                                 "use weighting='binary' for implicit data")
+            return np.ones(len(train))
+        r = train["rating"].to_numpy(np.float64)
+        if self.weighting == "rating":
+            return r
+        mean = train.groupby("user")["rating"].transform("mean").to_numpy()
+        return r - mean
+
+    def fit(self, train: pd.DataFrame, num_users: int, num_items: int,
+            valid: pd.DataFrame | None = None) -> "ContentBased":
+        if self.features.shape[0] != num_items:
+            raise ValueError(
+                f"the item features have {self.features.shape[0]} rows but num_items is "
+                f"{num_items}: pass the side information of the same dataset (one row per item index)"
+            )
+        self._store_train(train, num_users, num_items)
+        w = self._weights(train)
+        W = sp.csr_matrix((w, (train["user"].to_numpy(), train["item"].to_numpy())),
+                          shape=(num_users, num_items))
+        total = np.asarray(abs(W).sum(1)).ravel()             # sum of |w_ui|
+        P = (W @ self.features).toarray()                     # (U, d)
+        P = np.divide(P, total[:, None], out=np.zeros_like(P), where=total[:, None] != 0)
+        self.user_profiles = P
+        return self
+
+    def score(self, users) -> torch.Tensor:
+        users = self._check_users(users).numpy()
+        P = normalize(self.user_profiles[users])              # (B, d) unit rows
+        s = self.features @ P.T                               # (I, B)
+        return torch.as_tensor(np.asarray(s).T, dtype=torch.float32)
+
+    def __repr__(self) -> str:
+        d = self.features.shape[1]
+        return (f"ContentBased({self.features.shape[0]} items x {d} features, "
+                f"weighting={self.weighting!r})")

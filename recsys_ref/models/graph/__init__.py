@@ -1,0 +1,1 @@
+"""Graph recommenders: graph embeddings (node2vec, GAE) and GNNs (GCN, NGCF, LightGCN, GraphSAGE, GAT)."""

@@ -1,0 +1,1 @@
+"""Recommenders that use item and user text."""

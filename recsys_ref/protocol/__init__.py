@@ -1,0 +1,1 @@
+"""Evaluation protocols: splits, metrics, ranking evaluation, cold-start protocols."""
