@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from recsys_ref.cli.bench import make_protocol, run_benchmark  # noqa: E402
+from recsys_ref.cli.bench import make_split, run_benchmark  # noqa: E402
 from recsys_ref.data import load_movielens  # noqa: E402
 from recsys_ref.graph import bipartite_edge_index, normalized_adjacency  # noqa: E402
 from recsys_ref.models.embedding import EmbeddingRecommender, batch_rows  # noqa: E402
@@ -172,7 +172,7 @@ def main(argv=None) -> int:
 
     if not args.skip_speed:
         ml = load_movielens("ml-100k")
-        train, _, _ = make_protocol(ml.ratings, "recommenders", seed=42, valid_ratio=0.1)  # as bench.py
+        train = make_split(ml, "recommenders", seed=42, valid_ratio=0.1).tuning.train  # as bench.py
         print(f"\nepoch speed, {len(train):,} training pairs, batch 2048 "
               f"({int(np.ceil(len(train) / 2048))} steps), {args.speed_epochs}-epoch fits")
         speed = {}

@@ -6,7 +6,7 @@ and write everything needed to re-check the numbers independently.
     python -m recsys_ref.cli.bench --model popularity --dataset ml-100k \
         --protocol recommenders --k 10 --seed 42 --out results/pop
 
-Protocols (see :mod:`recsys_ref.protocol.splits`):
+Protocols (named constructors of :class:`recsys_ref.protocol.split.Split`):
 
 ``recommenders``
     Microsoft Recommenders' stratified split (75/25 per item, seed 42 by default), so the
@@ -44,10 +44,10 @@ from recsys_ref import __version__
 from recsys_ref.data.movielens import load_movielens
 from recsys_ref.protocol.evaluate import evaluate_ranking
 from recsys_ref.models import MODELS, get_model
-from recsys_ref.protocol.splits import leave_last_out, per_user_ratio_split, stratified_split, temporal_split
+from recsys_ref.protocol.split import Split
 from recsys_ref.train.loop import get_device, set_seed
 
-__all__ = ["PROTOCOLS", "make_protocol", "run_benchmark", "main"]
+__all__ = ["PROTOCOLS", "make_split", "run_benchmark", "main"]
 
 PROTOCOLS = ("recommenders", "per-user", "leave-last-out", "temporal")
 
@@ -63,42 +63,23 @@ def _parse_value(text: str):
     return text
 
 
-def make_protocol(
-    ratings: pd.DataFrame,
-    protocol: str,
-    seed: int = 42,
-    ratio: float = 0.75,
-    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1),
-    valid_ratio: float = 0.1,
-    test_ratio: float = 0.2,
-) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame]:
-    """Split ``ratings`` into ``(train, valid, test)`` under a named protocol.
+def make_split(data, protocol: str, seed: int = 42, ratio: float = 0.75,
+               ratios: tuple[float, float, float] = (0.8, 0.1, 0.1), valid_ratio: float = 0.1,
+               test_ratio: float = 0.2) -> Split:
+    """The :class:`~recsys_ref.protocol.split.Split` of ``data`` under a named protocol.
 
-    ``valid`` is carved out of the training part (never out of test) and is ``None``
-    when ``valid_ratio == 0``.
+    ``valid`` is carved out of the training part (never out of test); there is none when
+    ``valid_ratio == 0`` (per-user: when ``ratios`` has two entries).
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; choose one of {PROTOCOLS}")
-    if not 0 <= valid_ratio < 1:
-        raise ValueError(f"valid_ratio must lie in [0, 1), got {valid_ratio}")
     if protocol == "per-user":
-        train, valid, test = per_user_ratio_split(ratings, ratios, seed=seed)
-        return train, valid, test
+        return Split.per_user(data, ratios, seed=seed)
     if protocol == "recommenders":
-        train, test = stratified_split(ratings, ratio, filter_by="item", seed=seed)
-    elif protocol == "leave-last-out":
-        train, test = leave_last_out(ratings, 1)
-    else:
-        train, test = temporal_split(ratings, test_ratio)
-        known = train["user"].unique(), train["item"].unique()
-        test = test[test["user"].isin(known[0]) & test["item"].isin(known[1])]
-    valid = None
-    if valid_ratio > 0:
-        if protocol == "leave-last-out":
-            train, valid = leave_last_out(train, 1)
-        else:
-            train, valid = per_user_ratio_split(train, (1 - valid_ratio, valid_ratio), seed=seed)
-    return train, valid, test
+        return Split.recommenders(data, ratio, seed=seed, valid_ratio=valid_ratio)
+    if protocol == "leave-last-out":
+        return Split.leave_last_out(data, valid=valid_ratio > 0)
+    return Split.temporal(data, test_ratio, valid_ratio=valid_ratio)
 
 
 def run_benchmark(
@@ -121,16 +102,18 @@ def run_benchmark(
     ml = load_movielens(dataset, data_dir=data_dir)
     set_seed(seed)
     split_kw.setdefault("valid_ratio", 0.1 if getattr(cls, "uses_validation", False) else 0.0)
-    train, valid, test = make_protocol(ml.ratings, protocol, seed=seed, **split_kw)
+    split = make_split(ml, protocol, seed=seed, **split_kw)
+    # fit on train without valid (valid drives early stopping), test with all of train masked
+    fit_split = split.tuning if split.valid is not None else split
+    train, valid, test = fit_split.train, split.valid, split.test
     est = cls(**(params or {}), seed=seed)
     t0 = time.perf_counter()
     est.fit(train, ml.num_users, ml.num_items, valid=valid)
     fit_s = time.perf_counter() - t0
-    exclude = [train] + ([valid] if valid is not None else [])
     pop = np.bincount(train["item"], minlength=ml.num_items) / ml.num_users
     t0 = time.perf_counter()
     metrics, topk, users = evaluate_ranking(
-        est.score, test, ml.num_users, ml.num_items, k, exclude=exclude,
+        est.score, test, ml.num_users, ml.num_items, k, exclude=split.exclude(),
         item_popularity=pop, return_topk=True,
     )
     eval_s = time.perf_counter() - t0
@@ -139,6 +122,7 @@ def run_benchmark(
         "repr": repr(est),
         "dataset": dataset,
         "protocol": protocol,
+        "split_name": split.name,
         "split": {key: (list(v) if isinstance(v, tuple) else v) for key, v in split_kw.items()},
         "k": k,
         "seed": seed,

@@ -12,13 +12,17 @@ The protocol (stated once, used everywhere in the book):
 * metrics are averaged over users with at least one held-out item
   (:mod:`recsys_ref.protocol.metrics` has the formulas).
 
-A model is either a dense ``(num_users, num_items)`` score matrix or a function
+A model is a fitted :class:`~recsys_ref.models.base.Recommender` (its ``score`` is used),
+a dense ``(num_users, num_items)`` score matrix, or a function
 ``score_fn(users: LongTensor) -> Tensor (len(users), num_items)``.
+:func:`recsys_ref.protocol.split.evaluate` runs this on a
+:class:`~recsys_ref.protocol.split.Split`, masking what the split says to mask.
 
 Used in: ``chapters/01_recsys_basics`` and every chapter that ranks.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
@@ -28,7 +32,7 @@ import torch
 
 from recsys_ref.protocol.metrics import RANKING_METRICS, average_popularity, catalogue_coverage, ranking_metrics
 
-__all__ = ["interaction_matrix", "topk_items", "evaluate_ranking", "ScoreFn"]
+__all__ = ["interaction_matrix", "topk_items", "evaluate_ranking", "as_score_fn", "ScoreFn"]
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -60,9 +64,20 @@ def interaction_matrix(df: pd.DataFrame, num_users: int, num_items: int) -> sp.c
     return mat
 
 
-def _as_score_fn(model: torch.Tensor | np.ndarray | ScoreFn, device: torch.device | None) -> ScoreFn:
+def as_score_fn(model, device: torch.device | None = None) -> ScoreFn:
+    """``users -> scores`` from a fitted Recommender, a score function or a score matrix."""
+    if isinstance(model, pd.DataFrame):
+        raise TypeError("got a DataFrame where a model was expected: pass the fitted model, "
+                        "its score function or a (num_users, num_items) score matrix")
+    if not isinstance(model, (torch.Tensor, np.ndarray, torch.nn.Module)) and callable(
+            getattr(model, "score", None)):
+        return model.score                    # a fitted Recommender
     if callable(model) and not isinstance(model, (torch.Tensor, np.ndarray)):
         return model
+    if not isinstance(model, (torch.Tensor, np.ndarray)):
+        raise TypeError(f"cannot rank with a {type(model).__name__}: pass a fitted Recommender,"
+                        " a score function users -> (len(users), num_items) scores, or a "
+                        "score matrix")
     mat = torch.as_tensor(np.asarray(model) if isinstance(model, np.ndarray) else model)
     if mat.dim() != 2:
         raise ValueError(f"a score matrix must be 2-D (num_users, num_items), got {tuple(mat.shape)}")
@@ -129,7 +144,7 @@ def topk_items(
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     device = torch.device(device) if device is not None else None
-    score_fn = _as_score_fn(model, device)
+    score_fn = as_score_fn(model, device)
     users_np = np.asarray(torch.as_tensor(users).cpu(), dtype=np.int64)
     out = []
     for start in range(0, len(users_np), batch_size):
@@ -152,8 +167,21 @@ def topk_items(
     return torch.cat(out)
 
 
+def _exclude_frames(exclude) -> list[pd.DataFrame]:
+    if exclude is None:
+        return []
+    if isinstance(exclude, pd.DataFrame):
+        return [exclude]
+    frames = list(exclude)
+    for df in frames:
+        if not isinstance(df, pd.DataFrame):
+            raise TypeError(f"exclude holds a {type(df).__name__}; pass interaction frames "
+                            "(a frame or a list of frames with user and item columns)")
+    return frames
+
+
 def evaluate_ranking(
-    model: torch.Tensor | np.ndarray | ScoreFn,
+    model,
     test: pd.DataFrame,
     num_users: int,
     num_items: int,
@@ -169,12 +197,14 @@ def evaluate_ranking(
     """Rank the full catalogue for every test user and compute ranking metrics.
 
     Args:
-        model: score matrix or ``score_fn``.
+        model: a fitted Recommender, a score matrix or a ``score_fn``.
         test: held-out interactions (``user``, ``item`` columns, 0-based).
         num_users, num_items: sizes of the index spaces.
         k: cut-off.
-        exclude: frames whose items are masked (usually ``[train]``; ``[train, valid]``
-            when testing a model tuned on ``valid``).
+        exclude: a frame or frames whose items are masked (usually ``train``;
+            ``[train, valid]`` when testing a model tuned on ``valid``). A held-out pair
+            that is also excluded can never be ranked: a warning says how many there are,
+            and an error is raised when every held-out pair is excluded.
         metrics: names from :data:`recsys_ref.protocol.metrics.RANKING_METRICS`.
         map_denominator: ``"relevant"`` (Recommenders' table) or ``"min"``.
         batch_size, device: see :func:`topk_items`.
@@ -191,9 +221,21 @@ def evaluate_ranking(
     if len(users) == 0:
         raise ValueError("the test frame holds no interactions: nothing to evaluate")
     excl = None
-    for df in exclude:
+    for df in _exclude_frames(exclude):
         m = interaction_matrix(df, num_users, num_items)
         excl = m if excl is None else excl + m
+    if excl is not None:
+        masked = int(truth.multiply(excl).nnz)
+        if masked == truth.nnz:
+            raise ValueError(
+                "every held-out (user, item) pair is also in `exclude`, so no relevant item "
+                "can be ranked and every metric would be 0: the test frame overlaps the "
+                "training frame (duplicate rows?) or exclude holds the test frame itself")
+        if masked:
+            warnings.warn(
+                f"{masked:,} of {truth.nnz:,} held-out (user, item) pairs are also in "
+                "`exclude` and can never be recommended (duplicate interactions across "
+                "the split?); they still count as relevant", stacklevel=2)
     topk = topk_items(model, k, users, num_items, excl, batch_size, device)
     hits = torch.cat([
         _dense_rows(truth, users[s:s + batch_size], None).gather(1, topk[s:s + batch_size])

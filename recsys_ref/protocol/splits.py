@@ -30,6 +30,9 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "check_interactions",
+    "drop_unseen",
+    "k_core",
     "stratified_split",
     "per_user_random_split",
     "per_user_ratio_split",
@@ -39,17 +42,87 @@ __all__ = [
 ]
 
 
-def _check(df: pd.DataFrame, cols: Sequence[str]) -> None:
+def check_interactions(df: pd.DataFrame, cols: Sequence[str] = ("user", "item"),
+                       allow_duplicates: bool = False) -> None:
+    """Raise a clear error unless ``df`` is an interaction frame in the package's form.
+
+    The form: columns ``user`` and ``item`` holding 0-based integer indices without NaN
+    (map raw ids with :func:`recsys_ref.data.from_frame`), optional numeric ``rating`` /
+    ``weight`` without NaN, and no duplicate ``(user, item)`` row (a duplicate can land in
+    train and test at once and leak the answer).
+    """
     if not isinstance(df, pd.DataFrame):
-        raise ValueError(f"expected a pandas DataFrame of interactions, got {type(df).__name__}")
+        raise TypeError(f"expected a pandas DataFrame of interactions, got {type(df).__name__}")
     missing = [c for c in cols if c not in df.columns]
     if missing:
         raise ValueError(
             f"interaction frame lacks column(s) {missing}; it has {list(df.columns)}. "
-            "Use the frames returned by recsys_ref.data.movielens loaders, or rename your columns."
+            "Use the frames returned by recsys_ref.data loaders, or map your own table "
+            "with recsys_ref.data.from_frame(df, user=..., item=...)."
         )
     if len(df) == 0:
-        raise ValueError("interaction frame is empty: nothing to split")
+        raise ValueError("interaction frame is empty: nothing to split or fit")
+    for col in ("user", "item"):
+        if col not in df.columns:
+            continue
+        values = df[col]
+        if values.isna().any():
+            raise ValueError(f"column {col!r} has {int(values.isna().sum())} missing ids (NaN);"
+                             " drop those rows first")
+        if not pd.api.types.is_integer_dtype(values):
+            raise TypeError(
+                f"column {col!r} holds {values.dtype} values (e.g. {values.iloc[0]!r}), not "
+                "0-based integer indices: map raw ids with recsys_ref.data.from_frame(df, "
+                "user=..., item=...), which keeps the maps back to your ids")
+        if values.min() < 0:
+            raise ValueError(f"column {col!r} has negative indices; ids must be 0-based")
+    for col in ("rating", "weight"):
+        if col in df.columns and df[col].isna().any():
+            raise ValueError(f"column {col!r} has {int(df[col].isna().sum())} NaN values: "
+                             "drop or fill them before splitting (a NaN would be predicted "
+                             "as NaN or counted as a positive)")
+    if not allow_duplicates and {"user", "item"} <= set(df.columns):
+        dup = df.duplicated(["user", "item"])
+        if dup.any():
+            first = df.loc[dup, ["user", "item"]].iloc[0].tolist()
+            raise ValueError(
+                f"{int(dup.sum()):,} duplicate (user, item) rows (first: {first}); a duplicate "
+                "can fall in train and test at once. Aggregate them first, e.g. "
+                "recsys_ref.data.from_frame(..., duplicates='sum'|'last')")
+
+
+def _check(df: pd.DataFrame, cols: Sequence[str]) -> None:
+    check_interactions(df, cols)
+
+
+def drop_unseen(test: pd.DataFrame, train: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``test`` whose user and item both occur in ``train``."""
+    keep = test["user"].isin(train["user"].unique()) & test["item"].isin(train["item"].unique())
+    return test[keep.to_numpy()]
+
+
+def k_core(ratings: pd.DataFrame, k: int = 5, user_k: int | None = None,
+           item_k: int | None = None) -> pd.DataFrame:
+    """The largest subset in which every user has >= ``user_k`` rows and every item
+    >= ``item_k`` (both default ``k``), by repeated filtering until nothing changes.
+
+    Indices are kept as they are (re-index with :func:`recsys_ref.data.from_frame` for a
+    dense index space).
+    """
+    user_k = k if user_k is None else user_k
+    item_k = k if item_k is None else item_k
+    if user_k < 1 or item_k < 1:
+        raise ValueError(f"k-core thresholds must be >= 1, got user_k={user_k}, item_k={item_k}")
+    out = ratings
+    while True:
+        uc = out.groupby("user")["user"].transform("size")
+        ic = out.groupby("item")["item"].transform("size")
+        keep = ((uc >= user_k) & (ic >= item_k)).to_numpy()
+        if keep.all():
+            return out
+        out = out[keep]
+        if len(out) == 0:
+            raise ValueError(f"the {user_k}/{item_k}-core is empty: lower the thresholds")
 
 
 def _normalise(ratios: float | Sequence[float]) -> list[float]:
