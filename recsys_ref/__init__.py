@@ -1,20 +1,35 @@
 """recsys_ref: the reference package of *Recommender Systems with Graph Neural Networks and
 Language Models*, an executable book.
 
-Modules (one concept each): :mod:`~recsys_ref.data.movielens` (datasets), :mod:`~recsys_ref.protocol.splits`
-(protocols), :mod:`~recsys_ref.protocol.metrics` and :mod:`~recsys_ref.protocol.evaluate` (measurement),
-:mod:`~recsys_ref.train.loop` (seeds, devices, the training loop), :mod:`~recsys_ref.book.plotting`
-(the book's figure style), :mod:`~recsys_ref.models` (one recommender per module) and
-:mod:`~recsys_ref.cli.bench` (the benchmark command line).
-"""
-from recsys_ref.data.movielens import DataError, load_movielens
-from recsys_ref.protocol.evaluate import evaluate_ranking, interaction_matrix, topk_items
-from recsys_ref.train.loop import get_device, set_seed
+Sub-packages, by role:
 
-__version__ = "0.1.0"
+================  ===========================================================================
+``data``          one loader per dataset, your own table (``from_frame``), cache and download
+``protocol``      :class:`~recsys_ref.protocol.split.Split` and its constructors, metrics,
+                  full-ranking evaluation, cold-start protocols
+``graph``         bipartite graphs, normalised adjacency, sparse kernels, neighbour sampling,
+                  random walks
+``nn``            layers (GCN, attention), losses, negative sampling
+``models``        recommenders by family: ``classic``, ``graph``, ``text``; a registry
+``train``         the Trainer and its callbacks; seeds, devices, threads
+``lm``            text encoders, language-model generators, item and user texts
+``book``          the book's figure style and notebook result recording
+``cli``           ``python -m recsys_ref.cli.bench``
+================  ===========================================================================
+
+The most used names are importable from here.
+"""
+from recsys_ref.data import DataError, load_movielens
+from recsys_ref.protocol.evaluate import evaluate_ranking, interaction_matrix, topk_items
+from recsys_ref.protocol.split import Split, evaluate
+from recsys_ref.train import get_device, set_seed
+
+__version__ = "0.2.0"
 
 __all__ = [
     "DataError",
+    "Split",
+    "evaluate",
     "load_movielens",
     "evaluate_ranking",
     "interaction_matrix",

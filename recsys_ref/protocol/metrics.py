@@ -20,9 +20,10 @@ users (those with :math:`|R_u| \ge 1`):
                     \frac{\sum_{s \le r} \mathrm{rel}_s}{r},
 
 with :math:`D_u = |R_u|` (``map_denominator="relevant"``: Microsoft Recommenders'
-``map_at_k`` before v1.2, used in their published benchmark table) or
+``map``, the MAP of their published benchmark table) or
 :math:`D_u = \min(k, |R_u|)` (``"min"``: the common MAP@k, which reaches 1 for a perfect
-list). :math:`\mathrm{HR@k} = [h_u > 0]`, :math:`\mathrm{MRR@k} = 1 / r^\ast` with
+list; their ``map_at_k`` since 1.2.0). Precision, recall, nDCG and both MAPs equal
+``recommenders`` 1.2.1's on the same lists (``tests/unit/test_recommenders_peer.py``). :math:`\mathrm{HR@k} = [h_u > 0]`, :math:`\mathrm{MRR@k} = 1 / r^\ast` with
 :math:`r^\ast` the first hit's rank (0 without a hit). F1 is computed per user, then
 averaged.
 

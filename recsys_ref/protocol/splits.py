@@ -24,6 +24,7 @@ Used in: ``chapters/01_recsys_basics`` and every chapter that trains a model.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -133,8 +134,8 @@ def _normalise(ratios: float | Sequence[float]) -> list[float]:
     ratios = [float(r) for r in ratios]
     if len(ratios) < 2 or any(r <= 0 for r in ratios):
         raise ValueError(f"split ratios must be >= 2 positive numbers, got {ratios}")
-    total = float(np.sum(ratios))
-    return [r / total for r in ratios]
+    total = math.fsum(ratios)   # as Recommenders: a list summing exactly to 1 is kept
+    return ratios if total == 1.0 else [r / total for r in ratios]
 
 
 def _rank_split(df: pd.DataFrame, by: str, order: np.ndarray, ratios: list[float]) -> list[pd.DataFrame]:

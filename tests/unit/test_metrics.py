@@ -26,7 +26,9 @@ def test_worked_example_from_chapter_1():
 
 def test_map_denominators_differ_when_more_relevant_than_k():
     ranked, relevant = [[1, 2]], [{1, 2, 3, 4}]
-    assert M.map_at_k(ranked, relevant, 2) == pytest.approx(2 / 4)        # Recommenders
+    # |R_u| = 4: Recommenders' `map` (their benchmark table's MAP)
+    assert M.map_at_k(ranked, relevant, 2) == pytest.approx(2 / 4)
+    # min(k, |R_u|) = 2: Recommenders' `map_at_k` since 1.2.0 (Spark's MAP@k)
     assert M.map_at_k(ranked, relevant, 2, denominator="min") == pytest.approx(1.0)
 
 
