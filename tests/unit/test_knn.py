@@ -21,6 +21,7 @@ from recsys_ref.models.classic.knn import (
     cosine_similarity,
     fit_baselines,
     keep_top_k,
+    top_k_cosine,
     pearson_similarity,
     shrink,
 )
@@ -226,6 +227,49 @@ def test_keep_top_k_keeps_k_largest_positive_per_row():
     np.testing.assert_allclose(out, [[0, 0.9, 0, 0.5], [0.9, 0, 0, 0.3], [0.1, 0, 0, 0]])
 
 
+def dense_top_k_reference(X: np.ndarray, k: int, lam: float) -> np.ndarray:
+    """Shrunk cosine between columns with numpy, diagonal 0, then per row the k largest
+    (ties: lower column, by a stable sort), non-positive dropped."""
+    n = X.T @ X
+    d = np.sqrt(np.diag(n))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        S = np.where(np.outer(d, d) > 0, n / np.outer(d, d), 0.0)
+    S = S * n / (n + lam) if lam > 0 else S
+    np.fill_diagonal(S, 0.0)
+    out = np.zeros_like(S)
+    for i in range(S.shape[0]):
+        top = np.argsort(-S[i], kind="stable")[:k]
+        out[i, top] = np.where(S[i, top] > 0, S[i, top], 0.0)
+    return out
+
+
+@pytest.mark.parametrize("block_size", [1, 3, 7, None])
+@pytest.mark.parametrize("k,lam", [(1, 0.0), (3, 0.0), (4, 2.0), (50, 1.0)])
+def test_blocked_sparse_top_k_equals_dense_reference(block_size, k, lam):
+    rng = np.random.default_rng(11)
+    X = (rng.random((25, 17)) < 0.3).astype(float)
+    X[:, 16] = X[:, 15]              # identical columns: exact ties everywhere
+    X[:, 3] = 0.0                    # an empty column
+    got = top_k_cosine(sp.csr_matrix(X), k, lam, block_size=block_size)
+    assert isinstance(got, sp.csr_matrix) and (np.diff(got.indptr) <= k).all()
+    np.testing.assert_array_equal(got.toarray(), dense_top_k_reference(X, k, lam))
+
+
+def test_top_k_ties_keep_the_lower_columns():
+    # column 0 co-occurs equally with columns 1, 2, 3 (same cosine): k=2 keeps 1 and 2
+    X = np.array([[1, 1, 1, 1]], dtype=float)
+    got = top_k_cosine(X, 2).toarray()
+    np.testing.assert_array_equal(got[0], [0, 1, 1, 0])
+    np.testing.assert_array_equal(got[3], [1, 1, 0, 0])
+
+
+def test_item_knn_stores_sparse_top_k_and_no_dense_similarity():
+    R = random_ratings(30, 20, density=0.3, seed=12)
+    model = ItemKNN(k=4).fit(frame_of(R), *R.shape)
+    assert model.sim is None and sp.issparse(model.neighbours)
+    assert (np.diff(model.neighbours.indptr) <= 4).all()
+
+
 # ----------------------------------------------------------------------------- baseline
 def test_baselines_converge_to_least_squares_solution():
     rng = np.random.default_rng(6)
@@ -258,9 +302,13 @@ def test_baseline_one_sweep_matches_paper():
 
 
 def test_baseline_predictions_are_clipped_to_rating_range():
+    # R3 holds ratings 3 and 4 only: by default predictions stay in [3, 4]
     model = Baseline(reg_user=0, reg_item=0, num_iters=20).fit(frame_of(R3), 3, 3)
     p = model.predict(np.repeat(np.arange(3), 3), np.tile(np.arange(3), 3))
-    assert p.min() >= 1 and p.max() <= 5
+    assert p.min() >= 3 and p.max() <= 4
+    wide = Baseline(reg_user=0, reg_item=0, num_iters=20, rating_range=(1, 5))
+    q = wide.fit(frame_of(R3), 3, 3).predict(np.repeat(np.arange(3), 3), np.tile(np.arange(3), 3))
+    assert q.min() >= 1 and q.max() <= 5 and (q != p).any()
 
 
 # ------------------------------------------------------------------------- interface

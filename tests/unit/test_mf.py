@@ -95,7 +95,7 @@ def test_bad_input_raises():
     with pytest.raises(ValueError, match="rating"):
         BiasedMF().fit(df, 2, 2)
     dup = pd.DataFrame({"user": [0, 0], "item": [1, 1], "rating": [3, 4]})
-    with pytest.raises(ValueError, match="duplicated"):
+    with pytest.raises(ValueError, match="duplicate"):
         BiasedMF().fit(dup, 2, 2)
     with pytest.raises(ValueError, match="reg"):
         BiasedMF(reg=0.0)

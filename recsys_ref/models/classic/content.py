@@ -2,7 +2,8 @@ r"""Content-based recommendation: item profiles from side information, user prof
 from the items each user rated, ranking by cosine (Pazzani & Billsus 2007).
 
 **Item profiles.** For item :math:`i`, a TF-IDF vector of the words of its title
-(scikit-learn's ``TfidfVectorizer``: :math:`\mathrm{tf}(t, i)\cdot(\ln\frac{1+I}{1+\mathrm{df}(t)} + 1)`,
+(scikit-learn's ``TfidfVectorizer``:
+:math:`\mathrm{tf}(t, i)\cdot(\ln\frac{1+I}{1+\mathrm{df}(t)} + 1)`,
 then L2-normalised) and a one-hot vector of its genres (L2-normalised), weighted and
 concatenated, and the result L2-normalised:
 
@@ -142,18 +143,28 @@ class ContentBased(Recommender):
             ``python -m recsys_ref.cli.bench --model content`` works.
         features: a precomputed ``(num_items, d)`` feature matrix instead of ``items``.
         use_genres, use_titles, genre_weight, title_weight, min_df: see
-            :func:`item_features` (defaults True, True, 1, 1, 2).
-        weighting: ``"rating"`` (default), ``"binary"`` or ``"centred"``.
+            :func:`item_features` (defaults True, **False**, 1, 1, 2: genres only, chapter
+            03's choice on validation; ``title_weight`` applies once titles are on).
+        weighting: how the value column (``rating``, else ``weight``) weighs an item in
+            the user profile: ``"centred"`` (default, chapter 03's choice:
+            :math:`r_{ui} - \bar r_u`), ``"rating"`` (the value itself, :math:`r_{ui}`:
+            the natural choice for implicit weights such as play counts) or ``"binary"``
+            (1 for every pair, no value column needed).
         seed: unused (deterministic), kept for the common interface.
+
+    A new user (:meth:`score_items`) gets the profile of her items, weighted by the
+    ``ratings`` given (``"centred"`` needs ratings that differ).
     """
 
     name = "content"
+    _data_params = ("items", "features")
 
     def __init__(self, items: pd.DataFrame | None = None, features=None, use_genres: bool = True,
-                 use_titles: bool = True, genre_weight: float = 1.0, title_weight: float = 1.0,
-                 min_df: int = 2, weighting: str = "rating", seed: int = 0):
+                 use_titles: bool = False, genre_weight: float = 1.0, title_weight: float = 1.0,
+                 min_df: int = 2, weighting: str = "centred", seed: int = 0):
         if weighting not in ("rating", "binary", "centred"):
-            raise ValueError(f"weighting must be 'rating', 'binary' or 'centred', got {weighting!r}")
+            raise ValueError("weighting must be 'rating', 'binary' or 'centred', "
+                             f"got {weighting!r}")
         if items is not None and features is not None:
             raise ValueError("pass either items (side information) or features, not both")
         self.use_genres, self.use_titles = use_genres, use_titles
@@ -172,15 +183,16 @@ class ContentBased(Recommender):
         self.user_profiles: np.ndarray | None = None
 
     def _weights(self, train: pd.DataFrame) -> np.ndarray:
-        if self.weighting == "binary" or "rating" not in train.columns:
-            if self.weighting != "binary":
-                raise ValueError(f"weighting={self.weighting!r} needs a 'rating' column; "
-                                 "use weighting='binary' for implicit data")
+        col = next((c for c in ("rating", "weight") if c in train.columns), None)
+        if self.weighting == "binary":
             return np.ones(len(train))
-        r = train["rating"].to_numpy(np.float64)
+        if col is None:
+            raise ValueError(f"weighting={self.weighting!r} needs a 'rating' or 'weight' "
+                             "column; use weighting='binary' for interactions without values")
+        r = train[col].to_numpy(np.float64)
         if self.weighting == "rating":
             return r
-        mean = train.groupby("user")["rating"].transform("mean").to_numpy()
+        mean = train.groupby("user")[col].transform("mean").to_numpy()
         return r - mean
 
     def fit(self, train: pd.DataFrame, num_users: int, num_items: int,
@@ -188,9 +200,10 @@ class ContentBased(Recommender):
         if self.features.shape[0] != num_items:
             raise ValueError(
                 f"the item features have {self.features.shape[0]} rows but num_items is "
-                f"{num_items}: pass the side information of the same dataset (one row per item index)"
+                f"{num_items}: pass the side information of the same dataset (one row per "
+                "item index)"
             )
-        self._store_train(train, num_users, num_items)
+        self._store_train(train, num_users, num_items, unique=self.weighting != "binary")
         w = self._weights(train)
         W = sp.csr_matrix((w, (train["user"].to_numpy(), train["item"].to_numpy())),
                           shape=(num_users, num_items))
@@ -206,7 +219,17 @@ class ContentBased(Recommender):
         s = self.features @ P.T                               # (I, B)
         return torch.as_tensor(np.asarray(s).T, dtype=torch.float32)
 
-    def __repr__(self) -> str:
-        d = self.features.shape[1]
-        return (f"ContentBased({self.features.shape[0]} items x {d} features, "
-                f"weighting={self.weighting!r})")
+    def _score_items(self, items: np.ndarray, ratings: np.ndarray) -> torch.Tensor:
+        if self.weighting == "binary":
+            w = np.ones(len(items))
+        elif self.weighting == "rating":
+            w = ratings
+        else:
+            if len(items) and np.ptp(ratings) == 0:
+                raise ValueError("weighting='centred' weighs items by rating minus the user's "
+                                 "mean: pass ratings that differ, or use weighting='binary'")
+            w = ratings - ratings.mean()
+        total = np.abs(w).sum()
+        p = (w @ self.features[items]) / total if total > 0 else np.zeros(self.features.shape[1])
+        p = normalize(np.asarray(p).reshape(1, -1))            # (1, d) unit row
+        return torch.as_tensor(np.asarray(self.features @ p.T).ravel(), dtype=torch.float32)

@@ -45,7 +45,7 @@ from recsys_ref.models.classic.knn import ItemKNN
 
 __all__ = ["zscore_rows", "WeightedHybrid", "SwitchingHybrid"]
 
-#: default CF half: the implicit item-kNN tuned in chapter 02
+#: default CF half: the implicit item-kNN tuned in chapter 02 (ItemKNN's defaults)
 DEFAULT_CF = {"k": 100, "shrinkage": 10.0}
 
 
@@ -60,11 +60,17 @@ def zscore_rows(scores: torch.Tensor) -> torch.Tensor:
 
 
 class _Hybrid(Recommender):
+    _data_params = ("items",)
+
     def _build(self, items, cf_params, content_params) -> None:
-        self.cf_params = dict(DEFAULT_CF if cf_params is None else cf_params)
-        self.content_params = dict(content_params or {})
-        self.cf = ItemKNN(**self.cf_params)
-        self.content = ContentBased(items=items, **self.content_params)
+        self.cf_params, self.content_params = cf_params, content_params
+        self.cf = ItemKNN(**(DEFAULT_CF if cf_params is None else cf_params))
+        self.content = ContentBased(items=items, **(content_params or {}))
+
+    def _fold_in_parts(self, items: np.ndarray, ratings: np.ndarray):
+        z_cf = zscore_rows(self.cf.score_items(items, ratings)[None, :])[0]
+        z_cb = zscore_rows(self.content.score_items(items, ratings)[None, :])[0]
+        return z_cf, z_cb
 
     def _fit_parts(self, train: pd.DataFrame, num_users: int, num_items: int) -> None:
         self._store_train(train, num_users, num_items)
@@ -76,12 +82,14 @@ class WeightedHybrid(_Hybrid):
     r"""Weighted hybrid :math:`\alpha\, z(\text{item-kNN}) + (1-\alpha)\, z(\text{content})`.
 
     Args:
-        alpha: weight of CF in ``[0, 1]``; ``None`` (default) picks it on ``valid`` from
-            ``alphas`` by NDCG@``k_tune`` (ties: the smaller alpha).
+        alpha: weight of CF in ``[0, 1]`` (default 0.8, chapter 03's choice on
+            validation); ``None`` picks it on ``valid`` from ``alphas`` by
+            NDCG@``k_tune`` (ties: the smaller alpha).
         items: item side information for :class:`ContentBased` (``None``: ML-100K's).
         cf_params: arguments of :class:`~recsys_ref.models.classic.knn.ItemKNN`
-            (default ``{"k": 100, "shrinkage": 10}``).
-        content_params: arguments of :class:`~recsys_ref.models.classic.content.ContentBased`.
+            (default ``None``: ``{"k": 100, "shrinkage": 10}``).
+        content_params: arguments of :class:`~recsys_ref.models.classic.content.ContentBased`
+            (default ``None``: its defaults, genres only with centred weights).
         alphas: the grid searched when ``alpha is None`` (default 0, 0.1, ..., 1).
         k_tune: cut-off of the tuning metric (default 10).
         seed: unused (deterministic), kept for the common interface.
@@ -92,8 +100,9 @@ class WeightedHybrid(_Hybrid):
 
     name = "hybrid"
     uses_validation = True
+    _param_attrs = {"alpha": "alpha_init"}
 
-    def __init__(self, alpha: float | None = None, items: pd.DataFrame | None = None,
+    def __init__(self, alpha: float | None = 0.8, items: pd.DataFrame | None = None,
                  cf_params: dict | None = None, content_params: dict | None = None,
                  alphas: Sequence[float] = tuple(np.round(np.linspace(0, 1, 11), 2)),
                  k_tune: int = 10, seed: int = 0):
@@ -136,10 +145,12 @@ class WeightedHybrid(_Hybrid):
         if self.alpha is None:
             raise RuntimeError("alpha is not set: fit with valid=... or pass alpha")
         a = self.alpha
-        return a * zscore_rows(self.cf.score(users)) + (1 - a) * zscore_rows(self.content.score(users))
+        z_cf, z_cb = zscore_rows(self.cf.score(users)), zscore_rows(self.content.score(users))
+        return a * z_cf + (1 - a) * z_cb
 
-    def __repr__(self) -> str:
-        return f"WeightedHybrid(alpha={self.alpha}, cf={self.cf!r}, content={self.content!r})"
+    def _score_items(self, items: np.ndarray, ratings: np.ndarray) -> torch.Tensor:
+        z_cf, z_cb = self._fold_in_parts(items, ratings)
+        return self.alpha * z_cf + (1 - self.alpha) * z_cb
 
 
 class SwitchingHybrid(_Hybrid):
@@ -147,15 +158,16 @@ class SwitchingHybrid(_Hybrid):
     with fewer than ``min_item_history`` training interactions; item-kNN elsewhere.
 
     Args:
-        min_user_history: :math:`m_u` (default 5).
-        min_item_history: :math:`m_i` (default 1: only items nobody has seen switch).
+        min_user_history: :math:`m_u` (default 0: no user switches, chapter 03's setting).
+        min_item_history: :math:`m_i` (default 1: only items nobody has seen switch;
+            chapter 03's choice on validation).
         items, cf_params, content_params: as in :class:`WeightedHybrid`.
         seed: unused (deterministic), kept for the common interface.
     """
 
     name = "switching_hybrid"
 
-    def __init__(self, min_user_history: int = 5, min_item_history: int = 1,
+    def __init__(self, min_user_history: int = 0, min_item_history: int = 1,
                  items: pd.DataFrame | None = None, cf_params: dict | None = None,
                  content_params: dict | None = None, seed: int = 0):
         if min_user_history < 0 or min_item_history < 0:
@@ -179,6 +191,8 @@ class SwitchingHybrid(_Hybrid):
         use_cb = self.cold_users[users][:, None] | self.cold_items[None, :]
         return torch.where(use_cb, z_cb, z_cf)
 
-    def __repr__(self) -> str:
-        return (f"SwitchingHybrid(min_user_history={self.min_user_history}, "
-                f"min_item_history={self.min_item_history}, cf={self.cf!r})")
+    def _score_items(self, items: np.ndarray, ratings: np.ndarray) -> torch.Tensor:
+        z_cf, z_cb = self._fold_in_parts(items, ratings)
+        if len(items) < self.min_user_history:
+            return z_cb
+        return torch.where(self.cold_items, z_cb, z_cf)

@@ -62,7 +62,7 @@ import scipy.sparse as sp
 import torch
 
 from recsys_ref.protocol.metrics import mae, rmse
-from recsys_ref.models.base import Recommender
+from recsys_ref.models.base import Recommender, check_fit_frame
 
 __all__ = ["BiasedMF", "mf_predict", "mf_loss", "mf_gradients"]
 
@@ -70,8 +70,10 @@ __all__ = ["BiasedMF", "mf_predict", "mf_loss", "mf_gradients"]
 def mf_predict(mu: float, user_bias: torch.Tensor, item_bias: torch.Tensor,
                user_factors: torch.Tensor, item_factors: torch.Tensor,
                users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-    r""":math:`\mu + b_u + b_i + \mathbf{p}_u^\top \mathbf{q}_i` for each ``(users[n], items[n])``."""
-    return mu + user_bias[users] + item_bias[items] + (user_factors[users] * item_factors[items]).sum(-1)
+    r""":math:`\mu + b_u + b_i + \mathbf{p}_u^\top \mathbf{q}_i` for each
+    ``(users[n], items[n])``."""
+    dot = (user_factors[users] * item_factors[items]).sum(-1)
+    return mu + user_bias[users] + item_bias[items] + dot
 
 
 def mf_loss(mu: float, user_bias: torch.Tensor, item_bias: torch.Tensor,
@@ -121,7 +123,7 @@ def _als_half_step(pattern: sp.csr_matrix, residual: sp.csr_matrix, other: torch
     """
     d = other.shape[1]
     x = torch.cat([torch.ones(len(other), 1, dtype=other.dtype), other], 1)     # (C, d+1)
-    # float32 for the big product (half the time); the solve runs in float64
+    # float32 for the big product; the solve runs in float64
     outer = (x[:, :, None] * x[:, None, :]).reshape(len(other), -1).float().numpy()  # (C, (d+1)^2)
     gram = torch.as_tensor(pattern.astype(np.float32) @ outer).double().reshape(-1, d + 1, d + 1)
     rhs = torch.as_tensor(residual @ x.numpy())                                 # (R, d+1)
@@ -145,8 +147,15 @@ class BiasedMF(Recommender):
         clip: clip predictions to the rating range seen in training (default True).
         seed: seeds the initialisation.
 
-    ``fit`` needs a ``rating`` column. ``history`` holds the training RMSE and, when
-    ``valid`` is given, the validation RMSE after every epoch.
+    ``fit`` needs a ``rating`` column with one row per ``(user, item)`` pair; its values
+    are regressed as they are. Implicit weights (play counts, clicks) are allowed but
+    this squared-error model fits their scale, so transform skewed counts first
+    (``np.log1p``) or use :class:`~recsys_ref.models.classic.bprmf.BPRMF`, which ranks.
+    ``history`` holds the training RMSE and, when ``valid`` is given, the validation RMSE
+    after every epoch.
+
+    A new user is folded in (:meth:`score_items` with ``ratings``) by the same ridge
+    regression as one ALS user step, with the items fixed.
     """
 
     name = "biasedmf"
@@ -154,11 +163,13 @@ class BiasedMF(Recommender):
     def __init__(self, embed_dim: int = 80, reg: float = 0.12, bias_reg: float = 0.01,
                  num_epochs: int = 10, init_std: float = 0.1, clip: bool = True, seed: int = 0):
         if embed_dim < 1 or num_epochs < 1:
-            raise ValueError(f"embed_dim and num_epochs must be >= 1, got {embed_dim}, {num_epochs}")
+            raise ValueError(f"embed_dim and num_epochs must be >= 1, got {embed_dim}, "
+                             f"{num_epochs}")
         if reg < 0 or bias_reg < 0:
             raise ValueError(f"reg and bias_reg must be >= 0, got {reg}, {bias_reg}")
         if reg == 0:
-            raise ValueError("reg=0 makes the ALS systems singular for rarely rated items; use reg > 0")
+            raise ValueError("reg=0 makes the ALS systems singular for rarely rated items; "
+                             "use reg > 0")
         self.embed_dim, self.reg, self.bias_reg = embed_dim, reg, bias_reg
         self.num_epochs, self.init_std, self.clip, self.seed = num_epochs, init_std, clip, seed
         self.mu = 0.0
@@ -166,33 +177,29 @@ class BiasedMF(Recommender):
         self.history: pd.DataFrame | None = None
         self.epoch_seconds: float | None = None
 
-    @staticmethod
-    def _check_ratings(df: pd.DataFrame, what: str) -> None:
+    def _check_ratings(self, df: pd.DataFrame, what: str, num_users: int, num_items: int,
+                       unique: bool = False) -> None:
         if "rating" not in df.columns:
             raise ValueError(f"{what} frame lacks a 'rating' column: BiasedMF learns explicit "
                              "ratings (use BPRMF for implicit feedback)")
-        if not np.isfinite(df["rating"].to_numpy(dtype=float)).all():
-            raise ValueError(f"{what} frame has missing or infinite ratings; drop those rows")
+        check_fit_frame(df, num_users, num_items, require_rating=True, unique=unique, what=what)
 
     def fit(self, train: pd.DataFrame, num_users: int, num_items: int,
             valid: pd.DataFrame | None = None) -> "BiasedMF":
-        self._check_ratings(train, "training")
+        self._check_ratings(train, "training", num_users, num_items, unique=True)
         if valid is not None:
-            self._check_ratings(valid, "validation")
-        self._store_train(train, num_users, num_items)
-        u = train["user"].to_numpy()
-        i = train["item"].to_numpy()
-        r = train["rating"].to_numpy(dtype=np.float64)
-        if pd.DataFrame({"u": u, "i": i}).duplicated().any():
-            raise ValueError("training frame has duplicated (user, item) pairs; keep one rating each")
+            self._check_ratings(valid, "validation", num_users, num_items)
+        self._store_train(train, num_users, num_items, require_rating=True, unique=True)
+        u, i, r = check_fit_frame(train, num_users, num_items, require_rating=True)
         self.mu = float(r.mean())
         self.r_min, self.r_max = float(r.min()), float(r.max())
         pattern = sp.csr_matrix((np.ones_like(r), (u, i)), shape=(num_users, num_items))
         pattern_t = pattern.T.tocsr()
         gen = torch.Generator().manual_seed(self.seed)
         d = self.embed_dim
-        self.user_factors = torch.randn(num_users, d, generator=gen, dtype=torch.float64) * self.init_std
-        self.item_factors = torch.randn(num_items, d, generator=gen, dtype=torch.float64) * self.init_std
+        f64 = torch.float64
+        self.user_factors = torch.randn(num_users, d, generator=gen, dtype=f64) * self.init_std
+        self.item_factors = torch.randn(num_items, d, generator=gen, dtype=f64) * self.init_std
         self.user_bias = torch.zeros(num_users, dtype=torch.float64)
         self.item_bias = torch.zeros(num_items, dtype=torch.float64)
         rows, times = [], []
@@ -230,7 +237,8 @@ class BiasedMF(Recommender):
 
     def evaluate(self, df: pd.DataFrame) -> dict[str, float]:
         """``{"rmse": ..., "mae": ...}`` of the predictions on a rating frame."""
-        self._check_ratings(df, "evaluation")
+        self._check_fitted()
+        self._check_ratings(df, "evaluation", self.num_users, self.num_items)
         pred = self.predict(df["user"].to_numpy(copy=True), df["item"].to_numpy(copy=True)).numpy()
         truth = df["rating"].to_numpy(dtype=np.float64)
         return {"rmse": rmse(truth, pred), "mae": mae(truth, pred)}
@@ -242,7 +250,19 @@ class BiasedMF(Recommender):
              + self.user_factors[users] @ self.item_factors.T)
         return s.float()
 
-    def __repr__(self) -> str:
-        size = f"{self.num_users}+{self.num_items}, " if self.train_matrix is not None else ""
-        return (f"BiasedMF({size}{self.embed_dim}, reg={self.reg}, bias_reg={self.bias_reg}, "
-                f"num_epochs={self.num_epochs})")
+    def _score_items(self, items: np.ndarray, ratings: np.ndarray) -> torch.Tensor:
+        r"""Fold-in: :math:`(b_u, \mathbf p_u)` from the user step of the module docstring
+        (items fixed, the same :math:`\lambda, \lambda_b`), then
+        :math:`\mu + b_u + b_i + \mathbf p_u^\top \mathbf q_i` for every item (unclipped,
+        like :meth:`score`)."""
+        if len(items) == 0:
+            raise ValueError("BiasedMF folds in a user from at least one rated item")
+        idx = torch.as_tensor(items)
+        x = torch.cat([torch.ones(len(items), 1, dtype=torch.float64),
+                       self.item_factors[idx]], 1)                          # (n, d+1)
+        y = torch.as_tensor(ratings) - self.mu - self.item_bias[idx]         # (n,)
+        lam = torch.full((x.shape[1],), float(self.reg), dtype=torch.float64)
+        lam[0] = self.bias_reg
+        theta = torch.linalg.solve(x.T @ x + len(items) * torch.diag(lam), x.T @ y)
+        s = self.mu + theta[0] + self.item_bias + self.item_factors @ theta[1:]
+        return s.float()

@@ -8,7 +8,7 @@ The same list for everyone (minus what each user has seen). It is the floor ever
 personalised model must clear, and a strong one on MovieLens, where taste is concentrated
 on a few hundred films.
 
-Used in: ``chapters/01_recsys_basics``.
+Used in: ``chapters/01_recsys_basics``, and as the floor of every later chapter's table.
 """
 from __future__ import annotations
 
@@ -23,6 +23,13 @@ __all__ = ["Popularity"]
 
 class Popularity(Recommender):
     """Most-popular baseline.
+
+    Counts users, not weights: a ``rating``/``weight`` column is ignored (each
+    ``(user, item)`` pair counts once). A new user (:meth:`score_items`) gets the same
+    list as everyone.
+
+    Args:
+        seed: unused (deterministic), kept for the common interface.
 
     Shapes:
         - score: users ``(B,)`` -> scores ``(B, num_items)``
@@ -45,6 +52,5 @@ class Popularity(Recommender):
         pop = torch.as_tensor(self.item_popularity, dtype=torch.float32)
         return pop.expand(len(users), -1).clone()
 
-    def __repr__(self) -> str:
-        fitted = f"{self.num_users}x{self.num_items}" if self.train_matrix is not None else "unfitted"
-        return f"Popularity({fitted})"
+    def _score_items(self, items: np.ndarray, ratings: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(self.item_popularity, dtype=torch.float32)

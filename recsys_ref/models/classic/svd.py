@@ -31,8 +31,15 @@ Shapes:
     - ``user_emb``: ``(U, d)``, ``item_emb``: ``(I, d)``, ``singular_values``: ``(d,)``
     - ``score(users (B,))`` -> ``(B, I)``
 
+**Fold-in** of a new user with interactions :math:`\mathbf x \in \{0,1\}^I`: the
+user side of the SVD is :math:`U_d = \tilde R V_d \Sigma_d^{-1}`, so the new user's
+embedding is :math:`\tilde{\mathbf x} V_d \Sigma_d^{-1/2}` with :math:`\tilde{\mathbf x}
+= \mathbf x` (binary) or :math:`|\mathbf x|^{-1/2} \mathbf x D_I^{-1/2}` (normalised);
+for a training user it gives back exactly her row of ``user_emb``. Binary scores are
+PureSVD's :math:`\mathbf x V_d V_d^\top`.
+
 Used in: ``chapters/04_matrix_factorisation``; the spectral view returns in
-``05_graph_embedding`` and ``06_graph_convolution``.
+``chapters/05_graph_embedding`` and ``chapters/06_graph_convolution``.
 """
 from __future__ import annotations
 
@@ -65,16 +72,18 @@ class SVDEmbedding(Recommender):
     """Truncated-SVD embedding recommender.
 
     Args:
-        embed_dim: number of singular triplets :math:`d` (default 64); must be below
-            ``min(num_users, num_items)``.
-        matrix: ``"binary"`` (PureSVD) or ``"normalized"`` (degree-normalised, the
-            bipartite block of :math:`\\tilde A`); default ``"normalized"``.
+        embed_dim: number of singular triplets :math:`d` (default 16, chapter 04's choice
+            on ML-100K); must be below ``min(num_users, num_items)``.
+        matrix: ``"binary"`` (PureSVD, the default, chapter 04's choice) or
+            ``"normalized"`` (degree-normalised, the bipartite block of :math:`\\tilde A`).
         seed: seeds the starting vector of the ARPACK solver (results are deterministic).
+
+    Only which pairs occur is used: a ``rating``/``weight`` column is ignored.
     """
 
     name = "svd"
 
-    def __init__(self, embed_dim: int = 64, matrix: str = "normalized", seed: int = 0):
+    def __init__(self, embed_dim: int = 16, matrix: str = "binary", seed: int = 0):
         if matrix not in ("binary", "normalized"):
             raise ValueError(f"matrix must be 'binary' or 'normalized', got {matrix!r}")
         if not isinstance(embed_dim, (int, np.integer)) or embed_dim < 1:
@@ -112,6 +121,13 @@ class SVDEmbedding(Recommender):
         users = self._check_users(users)
         return (self.user_emb[users] @ self.item_emb.T).float()
 
-    def __repr__(self) -> str:
-        size = f"{self.num_users}+{self.num_items}, " if self.train_matrix is not None else ""
-        return f"SVDEmbedding({size}{self.embed_dim}, matrix={self.matrix!r})"
+    def _score_items(self, items: np.ndarray, ratings: np.ndarray) -> torch.Tensor:
+        s = self.singular_values
+        x = torch.zeros(self.num_items, dtype=torch.float64)
+        x[torch.as_tensor(items)] = 1.0
+        if self.matrix == "normalized":
+            # item_emb = D_I^{1/2} V S^{1/2}, so x~ V S^{-1/2} = |x|^{-1/2} (x / D_I) item_emb / s
+            deg = torch.as_tensor(np.asarray(self.train_matrix.sum(0), dtype=np.float64).ravel())
+            x = torch.where(deg > 0, x / deg.clamp(min=1.0), 0.0) / max(len(items), 1) ** 0.5
+        user_emb = (x @ self.item_emb) / s                                # (d,)
+        return (self.item_emb @ user_emb).float()
