@@ -43,7 +43,7 @@ import pandas as pd
 from recsys_ref import __version__
 from recsys_ref.data.movielens import load_movielens
 from recsys_ref.protocol.evaluate import evaluate_ranking
-from recsys_ref.models import MODELS, get_model
+from recsys_ref.models import MODELS, check_params, get_model
 from recsys_ref.protocol.split import Split
 from recsys_ref.train.loop import get_device, set_seed
 
@@ -106,7 +106,7 @@ def run_benchmark(
     # fit on train without valid (valid drives early stopping), test with all of train masked
     fit_split = split.tuning if split.valid is not None else split
     train, valid, test = fit_split.train, split.valid, split.test
-    est = cls(**(params or {}), seed=seed)
+    est = cls(**check_params(cls, params or {}), seed=seed)
     t0 = time.perf_counter()
     est.fit(train, ml.num_users, ml.num_items, valid=valid)
     fit_s = time.perf_counter() - t0

@@ -57,22 +57,29 @@ __all__ = ["Split", "evaluate"]
 
 
 def _unpack(data, num_users: int | None, num_items: int | None):
-    """``(frame, num_users, num_items)`` from a dataset object or a frame."""
+    """``(frame, num_users, num_items, user_ids, item_ids)`` from a dataset, an
+    :class:`~recsys_ref.data.Interactions` table or a frame."""
+    user_ids = item_ids = None
     if isinstance(data, pd.DataFrame):
         frame = data
-    elif hasattr(data, "ratings"):
-        frame = data.ratings
+    else:
+        table = getattr(data, "interactions", None) if not hasattr(data, "frame") else data
+        if table is not None and hasattr(table, "frame"):     # Interactions
+            frame, user_ids, item_ids = table.frame, table.user_ids, table.item_ids
+        elif hasattr(data, "ratings"):                         # a dataset with ratings
+            frame = data.ratings
+            user_ids, item_ids = getattr(data, "user_ids", None), getattr(data, "item_ids", None)
+        else:
+            raise TypeError(f"expected a dataset, an Interactions table (from_frame) or an "
+                            f"interaction frame, got {type(data).__name__}")
         num_users = data.num_users if num_users is None else num_users
         num_items = data.num_items if num_items is None else num_items
-    else:
-        raise TypeError(f"expected a dataset (with .ratings) or an interaction frame, got "
-                        f"{type(data).__name__}")
     S.check_interactions(frame)
     num_users = int(frame["user"].max()) + 1 if num_users is None else int(num_users)
     num_items = int(frame["item"].max()) + 1 if num_items is None else int(num_items)
     if frame["user"].max() >= num_users or frame["item"].max() >= num_items:
         raise ValueError(f"ids exceed the given sizes ({num_users} users, {num_items} items)")
-    return frame, num_users, num_items
+    return frame, num_users, num_items, user_ids, item_ids
 
 
 @dataclass(frozen=True, repr=False)
@@ -89,6 +96,8 @@ class Split:
         candidates: item indices ranked at evaluation (``None``: the whole catalogue).
         history: for new-user protocols, the revealed interactions of the test users.
         negatives: for link prediction, sampled non-edges paired with ``test``.
+        user_ids, item_ids: original ids of the indices (``user_ids[u]``), when the data
+            came with them; ``model.recommend(..., id_map=split)`` then speaks original ids.
     """
 
     train: pd.DataFrame
@@ -101,6 +110,8 @@ class Split:
     candidates: np.ndarray | None = None
     history: pd.DataFrame | None = None
     negatives: pd.DataFrame | None = None
+    user_ids: np.ndarray | None = None
+    item_ids: np.ndarray | None = None
 
     # ----------------------------------------------------------------- views
     @property
@@ -166,33 +177,37 @@ class Split:
                      num_items: int | None = None) -> Split:
         """Recommenders' stratified split (:func:`~recsys_ref.protocol.splits.stratified_split`);
         ``valid`` is ``valid_ratio`` of each user's training rows (same ``seed``)."""
-        frame, nu, ni = _unpack(data, num_users, num_items)
+        frame, nu, ni, uid, iid = _unpack(data, num_users, num_items)
         train, test = S.stratified_split(frame, ratio, filter_by=filter_by, seed=seed)
         return cls(train, test, nu, ni, cls._carve(train, valid_ratio, seed),
-                   f"stratified by {filter_by} {ratio:g} (Recommenders)", seed)
+                   f"stratified by {filter_by} {ratio:g} (Recommenders)", seed,
+                   user_ids=uid, item_ids=iid)
 
     @classmethod
     def per_user(cls, data, ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0,
                  num_users: int | None = None, num_items: int | None = None) -> Split:
         """Per user, random train/valid/test parts (two ratios: no validation part)."""
-        frame, nu, ni = _unpack(data, num_users, num_items)
+        frame, nu, ni, uid, iid = _unpack(data, num_users, num_items)
         parts = S.per_user_ratio_split(frame, ratios, seed=seed)
         if len(parts) == 2:
-            return cls(parts[0], parts[1], nu, ni, None, "per-user random", seed)
+            return cls(parts[0], parts[1], nu, ni, None, "per-user random", seed,
+                       user_ids=uid, item_ids=iid)
         if len(parts) != 3:
             raise ValueError(f"give two or three ratios, got {len(parts)}")
         train, valid, test = parts
         return cls(pd.concat([train, valid]).sort_index(), test, nu, ni, valid,
-                   "per-user random " + "/".join(f"{r:g}" for r in ratios), seed)
+                   "per-user random " + "/".join(f"{r:g}" for r in ratios), seed,
+                   user_ids=uid, item_ids=iid)
 
     @classmethod
     def leave_last_out(cls, data, n: int = 1, valid: bool = True,
                        num_users: int | None = None, num_items: int | None = None) -> Split:
         """Per user, the ``n`` latest interactions to test and the ``n`` before to valid."""
-        frame, nu, ni = _unpack(data, num_users, num_items)
+        frame, nu, ni, uid, iid = _unpack(data, num_users, num_items)
         train, test = S.leave_last_out(frame, n)
         val = S.leave_last_out(train, n)[1] if valid else None
-        return cls(train, test, nu, ni, val, f"leave-last-{n}-out (by time)", None)
+        return cls(train, test, nu, ni, val, f"leave-last-{n}-out (by time)", None,
+                   user_ids=uid, item_ids=iid)
 
     @classmethod
     def temporal(cls, data, test_ratio: float = 0.2, valid_ratio: float = 0.1,
@@ -200,7 +215,7 @@ class Split:
                  num_items: int | None = None) -> Split:
         """A global time cut; ``valid`` is the latest ``valid_ratio`` of the past. With
         ``drop_unseen`` test rows of users or items absent from train are dropped."""
-        frame, nu, ni = _unpack(data, num_users, num_items)
+        frame, nu, ni, uid, iid = _unpack(data, num_users, num_items)
         train, test = S.temporal_split(frame, test_ratio)
         val = None
         if valid_ratio > 0:
@@ -209,29 +224,29 @@ class Split:
         if drop_unseen:
             test = S.drop_unseen(test, train)
         return cls(train, test, nu, ni, val, f"temporal {1 - test_ratio:g}/{test_ratio:g}",
-                   None)
+                   None, user_ids=uid, item_ids=iid)
 
     @classmethod
     def grouplens_fold(cls, data, fold: int, valid_ratio: float = 0.1, seed: int = 0,
                        num_users: int | None = None, num_items: int | None = None) -> Split:
         """GroupLens' ``u{fold}.base`` / ``u{fold}.test``; ``valid`` from the base only."""
-        frame, nu, ni = _unpack(data, num_users, num_items)
+        frame, nu, ni, uid, iid = _unpack(data, num_users, num_items)
         train, test = S.grouplens_fold(frame, fold)
         return cls(train, test, nu, ni, cls._carve(train, valid_ratio, seed),
-                   f"GroupLens fold u{fold}", seed)
+                   f"GroupLens fold u{fold}", seed, user_ids=uid, item_ids=iid)
 
     @classmethod
     def cold_items(cls, data, cold_frac: float = 0.2, seed: int = 0, valid_frac: float = 0.0,
                    num_users: int | None = None, num_items: int | None = None) -> Split:
         """``cold_frac`` of the items with all their rows to test; ranking among them only.
         With ``valid_frac`` a validation cold set is drawn among the warm items."""
-        frame, nu, ni = _unpack(data, num_users, num_items)
+        frame, nu, ni, uid, iid = _unpack(data, num_users, num_items)
         warm, cold, cold_ids = cold_item_split(frame, cold_frac, seed=seed, num_items=ni)
         val = None
         if valid_frac > 0:
             val = cold_item_split(warm, valid_frac, seed=seed + 1, num_items=ni)[1]
         return cls(warm, cold, nu, ni, val, f"cold items {cold_frac:g}", seed,
-                   candidates=cold_ids)
+                   candidates=cold_ids, user_ids=uid, item_ids=iid)
 
     @classmethod
     def new_users(cls, data, user_frac: float = 0.1, history_frac: float = 0.5, seed: int = 0,
@@ -239,7 +254,7 @@ class Split:
         """``user_frac`` of the users held out entirely from ``train``; a random
         ``history_frac`` of each one's rows is revealed as ``history`` (what a new user
         tells the system), the rest is ``test``."""
-        frame, nu, ni = _unpack(data, num_users, num_items)
+        frame, nu, ni, uid, iid = _unpack(data, num_users, num_items)
         if not 0 < user_frac < 1 or not 0 < history_frac < 1:
             raise ValueError("user_frac and history_frac must lie in (0, 1)")
         rng = np.random.default_rng(seed)
@@ -249,7 +264,7 @@ class Split:
         history, test = S.per_user_ratio_split(frame[is_new], (history_frac, 1 - history_frac),
                                                seed=seed)
         return cls(frame[~is_new], test, nu, ni, None, f"new users {user_frac:g}", seed,
-                   history=history)
+                   history=history, user_ids=uid, item_ids=iid)
 
     @classmethod
     def link_prediction(cls, edges: pd.DataFrame, num_nodes: int, test_ratio: float = 0.5,
