@@ -63,15 +63,15 @@ def _unpack(data, num_users: int | None, num_items: int | None):
     if isinstance(data, pd.DataFrame):
         frame = data
     else:
-        table = getattr(data, "interactions", None) if not hasattr(data, "frame") else data
-        if table is not None and hasattr(table, "frame"):     # Interactions
-            frame, user_ids, item_ids = table.frame, table.user_ids, table.item_ids
-        elif hasattr(data, "ratings"):                         # a dataset with ratings
+        if hasattr(data, "ratings"):                       # a dataset with ratings
             frame = data.ratings
             user_ids, item_ids = getattr(data, "user_ids", None), getattr(data, "item_ids", None)
         else:
-            raise TypeError(f"expected a dataset, an Interactions table (from_frame) or an "
-                            f"interaction frame, got {type(data).__name__}")
+            table = data if hasattr(data, "frame") else getattr(data, "interactions", None)
+            if table is None or not hasattr(table, "frame"):
+                raise TypeError(f"expected a dataset, an Interactions table (from_frame) or "
+                                f"an interaction frame, got {type(data).__name__}")
+            frame, user_ids, item_ids = table.frame, table.user_ids, table.item_ids
         num_users = data.num_users if num_users is None else num_users
         num_items = data.num_items if num_items is None else num_items
     S.check_interactions(frame)
