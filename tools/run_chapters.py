@@ -14,16 +14,17 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import nbformat
 import papermill as pm
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from recsys_ref.book.notebook import read_results  # noqa: E402
+from recsys_ref.data import atomic_write  # noqa: E402
 from recsys_ref.train import get_device  # noqa: E402
 
 
@@ -60,20 +61,19 @@ def main() -> int:
     failed = []
     for nb in args.notebooks:
         path = Path(nb)
-        fd, tmp = tempfile.mkstemp(suffix=".ipynb", dir=path.parent, prefix=f".{path.stem}-")
-        os.close(fd)
         t0 = time.perf_counter()
         try:
-            pm.execute_notebook(str(path), tmp, parameters=params or None, cwd=str(path.parent),
-                                kernel_name="python3", progress_bar=False)
+            executed = pm.execute_notebook(str(path), None, parameters=params or None,
+                                           cwd=str(path.parent), kernel_name="python3",
+                                           progress_bar=False)
         except Exception as err:  # report every failing chapter, keep the original file
-            os.unlink(tmp)
             failed.append(path.name)
-            print(f"FAILED {path.name}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
+            msg = str(err).splitlines()[0] if str(err) else ""
+            print(f"FAILED {path.name}: {type(err).__name__}: {msg}")
             continue
         seconds = time.perf_counter() - t0
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600 files
-        os.replace(tmp, path)
+        # the executed notebook replaces the chapter in one step (never half-written)
+        atomic_write(path, lambda fh: nbformat.write(executed, fh), mode="w")
         results = read_results(path)
         print(f"{path.name:<40} {seconds:7.1f} s  {device.type} {results}")
         rows.append({"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "chapter": path.stem,

@@ -31,9 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -41,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from recsys_ref import __version__
-from recsys_ref.data.movielens import load_movielens
+from recsys_ref.data import atomic_dir, load_movielens
 from recsys_ref.protocol.evaluate import evaluate_ranking
 from recsys_ref.models import MODELS, check_params, get_model
 from recsys_ref.protocol.split import Split
@@ -144,9 +142,7 @@ def run_benchmark(
 
 
 def _write(out: Path, result, ml, train, valid, test, topk, users) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         (tmp / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
         cols = ["user_id", "item_id"]
         train[cols].to_csv(tmp / "train.csv", index=False)
@@ -159,11 +155,6 @@ def _write(out: Path, result, ml, train, valid, test, topk, users) -> None:
             "item_id": ml.item_ids[topk.numpy().ravel()],
             "rank": np.tile(np.arange(1, kk + 1), len(users)),
         }).to_csv(tmp / "topk.csv", index=False)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def format_table(result: dict) -> str:

@@ -17,6 +17,7 @@ from recsys_ref.data.store import (  # noqa: F401
     DataError,
     DatasetSpec,
     Source,
+    atomic_dir,
     atomic_write,
     cache_dir,
     cache_root,
@@ -39,6 +40,7 @@ from recsys_ref.data.amazon import AMAZON_CATEGORIES, Amazon, load_amazon  # noq
 __all__ = [
     "DATA_ENV_VAR", "CACHE_ENV_VAR", "DataError", "DatasetSpec", "Source", "DATASETS",
     "find_dataset", "download_dataset", "verify_checksums", "cache_root", "cache_dir",
+    "atomic_dir",
     "atomic_write",
     "Interactions", "UnknownIdError", "from_frame",
     "MovieLens", "load_movielens", "load_movielens_100k", "load_movielens_1m",

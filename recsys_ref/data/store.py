@@ -51,7 +51,7 @@ import pandas as pd
 
 __all__ = [
     "DATA_ENV_VAR", "CACHE_ENV_VAR", "DataError", "Source", "DatasetSpec", "DATASETS",
-    "register", "cache_root", "cache_dir", "atomic_write", "find_dataset", "download_dataset",
+    "register", "cache_root", "cache_dir", "atomic_write", "atomic_dir", "find_dataset", "download_dataset",
     "verify_checksums", "file_sha256", "read_table", "check_counts", "how_to_fix",
 ]
 
@@ -174,6 +174,26 @@ def atomic_write(
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike):
+    """Build a folder all at once or not at all: ``with atomic_dir(out) as tmp:`` write
+    files into ``tmp`` (a temporary folder beside ``out``); on a clean exit ``tmp``
+    replaces ``out`` (an existing ``out`` is removed first), on an error it is deleted
+    and ``out`` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o755)  # mkdtemp makes 0700 folders
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # -- finding and verifying a copy ------------------------------------------------------

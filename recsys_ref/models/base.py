@@ -66,6 +66,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
+from recsys_ref.data.store import atomic_write
 from recsys_ref.models.state import decode, encode
 from recsys_ref.protocol.evaluate import interaction_matrix, topk_items
 from recsys_ref.protocol.splits import check_interactions
@@ -415,13 +416,7 @@ class Recommender:
         path = Path(path)
         payload = {"format": FORMAT, **self._payload()}
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            torch.save(payload, tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
+        return atomic_write(path, lambda fh: torch.save(payload, fh))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Recommender":
