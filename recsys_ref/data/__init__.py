@@ -28,6 +28,7 @@ from recsys_ref.data.store import (  # noqa: F401
 from recsys_ref.data.interactions import Interactions, UnknownIdError, from_frame  # noqa: F401
 from recsys_ref.data.movielens import (  # noqa: F401
     MovieLens,
+    clean_title,
     load_movielens,
     load_movielens_100k,
     load_movielens_1m,
@@ -43,7 +44,7 @@ __all__ = [
     "atomic_dir",
     "atomic_write",
     "Interactions", "UnknownIdError", "from_frame",
-    "MovieLens", "load_movielens", "load_movielens_100k", "load_movielens_1m",
+    "MovieLens", "clean_title", "load_movielens", "load_movielens_100k", "load_movielens_1m",
     "MovieLensKG", "load_movielens_kg",
     "LastFM", "load_lastfm",
     "Facebook", "load_facebook",

@@ -16,6 +16,7 @@ Used in: every chapter (first in ``chapters/01_recsys_basics``).
 """
 from __future__ import annotations
 
+import re
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ from recsys_ref.data.store import (  # noqa: F401  (re-exported: the 0.1 import 
 )
 
 __all__ = [
+    "clean_title",
     "MovieLens",
     "ML100K_GENRES",
     "load_movielens",
@@ -91,6 +93,15 @@ ML100K_GENRES = (
     "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
     "Romance", "Sci-Fi", "Thriller", "War", "Western",
 )
+
+
+_YEAR = re.compile(r"\s*\(\d{4}\)\s*$")
+
+
+def clean_title(title: str) -> str:
+    """A MovieLens title without its year:
+    ``"Shawshank Redemption, The (1994)"`` -> ``"Shawshank Redemption, The"``."""
+    return _YEAR.sub("", str(title))
 
 
 @dataclass

@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from recsys_ref.data.movielens import clean_title
 from recsys_ref.data.store import atomic_write, cache_dir  # noqa: F401  (cache_dir re-exported)
 
 __all__ = [
@@ -346,7 +347,7 @@ def item_texts(items: pd.DataFrame, metadata: pd.DataFrame | None = None,
     texts = []
     for i, row in items.iterrows():
         genres = [g for g in row["genres"] if g != "unknown"] if isinstance(row["genres"], (list, tuple)) else []
-        title = re.sub(r"\s*\(\d{4}\)\s*$", "", str(row["title"]))
+        title = clean_title(row["title"])
         year = f" ({int(row['year'])})" if pd.notna(row["year"]) else ""
         parts = [f"{title}{year}."]
         if genres:

@@ -51,7 +51,8 @@ def cold_item_split(ratings: pd.DataFrame, cold_frac: float = 0.2, seed: int = 0
             (default 0.2).
         seed: seeds the choice.
         num_items: catalogue size (default ``ratings.item.max() + 1``).
-        candidates: item indices to draw from (default: the whole catalogue).
+        candidates: item indices to draw from (default: the items that occur in
+            ``ratings``).
 
     Returns:
         ``(warm, cold, cold_items)``: ``warm`` holds no interaction with a cold item,
@@ -65,12 +66,16 @@ def cold_item_split(ratings: pd.DataFrame, cold_frac: float = 0.2, seed: int = 0
     n = int(num_items if num_items is not None else ratings["item"].max() + 1)
     rng = np.random.default_rng(seed)
     if candidates is None:
-        cold_items = np.sort(rng.choice(n, size=max(1, int(round(cold_frac * n))), replace=False))
+        pool = np.unique(ratings["item"].to_numpy())   # items with at least one interaction
     else:
         pool = np.unique(np.asarray(candidates, dtype=np.int64))
         if len(pool) == 0 or pool.min() < 0 or pool.max() >= n:
             raise ValueError(f"candidates must be non-empty item indices in [0, {n})")
-        cold_items = np.sort(rng.choice(pool, size=max(1, int(round(cold_frac * len(pool)))), replace=False))
+    size = int(round(cold_frac * len(pool)))
+    if size == 0 or size == len(pool):
+        raise ValueError(f"cold_frac={cold_frac} of {len(pool)} items leaves an empty warm or "
+                         "cold part")
+    cold_items = np.sort(rng.choice(pool, size=size, replace=False))
     is_cold = ratings["item"].isin(cold_items).to_numpy()
     return ratings[~is_cold], ratings[is_cold], cold_items
 

@@ -11,7 +11,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics.pairwise import cosine_similarity as sk_cosine
 
 from recsys_ref.models import MODELS, get_model
-from recsys_ref.models.classic.content import ContentBased, clean_title, cold_item_split, item_features
+from recsys_ref.data import clean_title
+from recsys_ref.models.classic.content import ContentBased, item_features
+from recsys_ref.protocol.coldstart import cold_item_split
 from recsys_ref.models.classic.hybrid import SwitchingHybrid, WeightedHybrid, zscore_rows
 from recsys_ref.models.classic.knn import ItemKNN
 
@@ -129,18 +131,18 @@ def test_switching_hybrid_uses_content_for_unseen_items_and_short_histories():
 
 def test_cold_item_split_keeps_held_out_items_out_of_training():
     ratings = random_frame(num_users=40, num_items=30, per_user=8, seed=5)
-    train, test, cold = cold_item_split(ratings, frac=0.2, seed=0)
+    train, test, cold = cold_item_split(ratings, cold_frac=0.2, seed=0)
     assert len(cold) == round(0.2 * ratings["item"].nunique())
     assert not set(train["item"]) & set(cold)
     assert set(test["item"]) <= set(cold)
     assert len(train) + len(test) == len(ratings)          # every interaction of a cold item is in test
-    _, _, again = cold_item_split(ratings, frac=0.2, seed=0)
+    _, _, again = cold_item_split(ratings, cold_frac=0.2, seed=0)
     assert np.array_equal(cold, again)
 
 
 def test_cold_items_get_no_collaborative_signal():
     ratings = random_frame(num_users=20, num_items=6, per_user=3, seed=6)
-    train, _, cold = cold_item_split(ratings, frac=0.34, seed=1)
+    train, _, cold = cold_item_split(ratings, cold_frac=0.34, seed=1)
     cf = ItemKNN(k=3).fit(train, 20, 6)
     assert torch.all(cf.score(torch.arange(20))[:, torch.as_tensor(cold)] == 0)
     cb = ContentBased(items=ITEMS).fit(train, 20, 6)
@@ -160,4 +162,4 @@ def test_bad_arguments_raise_clear_errors():
     with pytest.raises(ValueError, match="alpha must lie"):
         WeightedHybrid(alpha=1.5, items=ITEMS)
     with pytest.raises(ValueError, match="frac"):
-        cold_item_split(random_frame(), frac=1.0)
+        cold_item_split(random_frame(), cold_frac=1.0)

@@ -44,16 +44,11 @@ import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import MultiLabelBinarizer, normalize
 
+from recsys_ref.data.movielens import clean_title
 from recsys_ref.models.base import Recommender
 
-__all__ = ["clean_title", "item_features", "cold_item_split", "ContentBased"]
+__all__ = ["item_features", "ContentBased"]
 
-_YEAR = re.compile(r"\s*\(\d{4}\)\s*$")
-
-
-def clean_title(title: str) -> str:
-    """``"Shawshank Redemption, The (1994)"`` -> ``"Shawshank Redemption, The"``."""
-    return _YEAR.sub("", str(title))
 
 
 def item_features(
@@ -100,38 +95,6 @@ def item_features(
         names += [f"title:{w}" for w in vec.get_feature_names_out()]
     F = normalize(sp.hstack(blocks).tocsr())
     return F, names
-
-
-def cold_item_split(
-    ratings: pd.DataFrame, frac: float = 0.2, seed: int = 0
-) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
-    """Hold out a random ``frac`` of the items together with **all** their interactions.
-
-    The held-out items never occur in ``train``: for a collaborative model they are new
-    items with no signal at all. Evaluate by ranking, for each user with test
-    interactions, only the held-out items.
-
-    Args:
-        ratings: interactions with ``user`` and ``item`` columns.
-        frac: share of the distinct items held out, in ``(0, 1)``.
-        seed: seed of the ``numpy.random.default_rng`` that picks them.
-
-    Returns:
-        ``(train, test, cold_items)``; ``cold_items`` sorted ascending.
-    """
-    if not 0 < frac < 1:
-        raise ValueError(f"frac must lie in (0, 1), got {frac}")
-    for col in ("user", "item"):
-        if col not in ratings.columns:
-            raise ValueError(f"ratings frame lacks column {col!r}; it has {list(ratings.columns)}")
-    items = np.unique(ratings["item"].to_numpy())
-    n_cold = int(round(frac * len(items)))
-    if n_cold == 0 or n_cold == len(items):
-        raise ValueError(f"frac={frac} of {len(items)} items leaves an empty train or test part")
-    rng = np.random.default_rng(seed)
-    cold = np.sort(rng.choice(items, size=n_cold, replace=False))
-    is_cold = ratings["item"].isin(cold).to_numpy()
-    return ratings[~is_cold], ratings[is_cold], cold
 
 
 class ContentBased(Recommender):
