@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from recsys_ref import __version__
-from recsys_ref.data import atomic_dir, load_movielens
+from recsys_ref.data import atomic_dir, load_amazon, load_lastfm, load_movielens
 from recsys_ref.protocol.evaluate import evaluate_ranking
 from recsys_ref.models import MODELS, check_params, get_model
 from recsys_ref.protocol.split import Split
@@ -48,6 +48,15 @@ from recsys_ref.train.loop import get_device, set_seed
 __all__ = ["PROTOCOLS", "make_split", "run_benchmark", "main"]
 
 PROTOCOLS = ("recommenders", "per-user", "leave-last-out", "temporal")
+
+# --dataset NAME -> loader(data_dir); each result has interactions, num_users, num_items and
+# the original ids (user_ids, item_ids)
+DATASETS = {
+    "ml-100k": lambda d: load_movielens("ml-100k", data_dir=d),
+    "ml-1m": lambda d: load_movielens("ml-1m", data_dir=d),
+    "lastfm": lambda d: load_lastfm(data_dir=d),
+    "amazon-gift-cards": lambda d: load_amazon("Gift_Cards", data_dir=d),
+}
 
 
 def _parse_value(text: str):
@@ -97,7 +106,9 @@ def run_benchmark(
         the content of ``metrics.json`` as a dict.
     """
     cls = get_model(model)
-    ml = load_movielens(dataset, data_dir=data_dir)
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(DATASETS)}")
+    ml = DATASETS[dataset](data_dir)
     set_seed(seed)
     split_kw.setdefault("valid_ratio", 0.1 if getattr(cls, "uses_validation", False) else 0.0)
     split = make_split(ml, protocol, seed=seed, **split_kw)
@@ -144,11 +155,11 @@ def run_benchmark(
 def _write(out: Path, result, ml, train, valid, test, topk, users) -> None:
     with atomic_dir(out) as tmp:
         (tmp / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
-        cols = ["user_id", "item_id"]
-        train[cols].to_csv(tmp / "train.csv", index=False)
-        if valid is not None:
-            valid[cols].to_csv(tmp / "valid.csv", index=False)
-        test[cols].to_csv(tmp / "test.csv", index=False)
+        for name, part in (("train", train), ("valid", valid), ("test", test)):
+            if part is not None:                      # in the dataset's original ids
+                pd.DataFrame({"user_id": ml.user_ids[part["user"].to_numpy()],
+                              "item_id": ml.item_ids[part["item"].to_numpy()]}
+                             ).to_csv(tmp / f"{name}.csv", index=False)
         kk = topk.shape[1]
         pd.DataFrame({
             "user_id": np.repeat(ml.user_ids[users], kk),
@@ -180,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m recsys_ref.cli.bench", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, choices=sorted(MODELS))
-    ap.add_argument("--dataset", default="ml-100k", choices=["ml-100k", "ml-1m"])
+    ap.add_argument("--dataset", default="ml-100k", choices=sorted(DATASETS))
     ap.add_argument("--protocol", default="recommenders", choices=PROTOCOLS)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--seed", type=int, default=42)

@@ -56,3 +56,17 @@ def test_cli_errors(capsys):
         bench.main(["--model", "popularity", "--param", "novalue"])
     with pytest.raises(ValueError, match="unknown protocol"):
         bench.make_split(pd.DataFrame({"user": [0], "item": [0]}), "magic")
+
+
+def test_cli_runs_lastfm_and_writes_original_artist_ids(tmp_path, data_dir):
+    if not (data_dir / "hetrec2011-lastfm-2k").exists():
+        pytest.skip("Last.fm 2K not in the data folder")
+    out = tmp_path / "lfm"
+    assert bench.main(["--model", "popularity", "--dataset", "lastfm", "--out", str(out)]) == 0
+    topk = pd.read_csv(out / "topk.csv")
+    train = pd.read_csv(out / "train.csv")
+    artists = pd.read_csv(data_dir / "hetrec2011-lastfm-2k" / "artists.dat", sep="\t")
+    # ids written are the publisher's artist ids, and the top item is the most played one
+    assert set(topk["item_id"]) <= set(artists["id"])
+    most = train["item_id"].value_counts().idxmax()
+    assert (topk.loc[topk["rank"] == 1, "item_id"] == most).mean() > 0.9
