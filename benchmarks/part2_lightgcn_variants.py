@@ -47,8 +47,10 @@ from torch import nn
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 from recsys_ref.protocol.evaluate import evaluate_ranking  # noqa: E402
-from recsys_ref.graph import bipartite_edge_index, degree  # noqa: E402
-from recsys_ref.models.graph.lightgcn import LightGCN, LightGCNModule, spmm  # noqa: E402
+from recsys_ref.graph import bipartite_edge_index, degree, normalized_adjacency  # noqa: E402
+from recsys_ref.graph.sparse import spmm  # noqa: E402
+from recsys_ref.models.graph.lightgcn import LightGCN, LightGCNModule  # noqa: E402
+from recsys_ref.train.callbacks import EMA, LRSchedule  # noqa: E402
 from part2_lightgcn_tuning import SEED, TOP_K, load_splits  # noqa: E402  (this folder)
 
 REFIT_EPOCHS = 65       # part2_lightgcn_tuning.py's selection
@@ -56,6 +58,22 @@ METRICS = ["ndcg", "precision", "recall", "map"]
 BASE = dict(embed_dim=64, num_layers=3, init_std=0.1, loss="softmax", num_neg=None,
             normalize=True, temperature=0.2, batch_size=4096, lr=2e-2, reg=1e-4)
 STOPPING = dict(num_epochs=80, eval_every=5, patience=4)
+
+
+class WeightedLayerModule(LightGCNModule):
+    r"""``LightGCNModule`` whose propagation weighs layer :math:`l` by :math:`\alpha_l`."""
+
+    def __init__(self, alpha: torch.Tensor, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.alpha = alpha
+
+    def propagate(self, x: torch.Tensor, adj=None, adj_t=None) -> torch.Tensor:
+        adj = self.norm_adj if adj is None else adj
+        h, out = x, self.alpha[0] * x
+        for a in self.alpha[1:]:
+            h = spmm(adj, h)
+            out = out + a * h
+        return out
 
 
 class WeightedLayers(LightGCN):
@@ -67,18 +85,11 @@ class WeightedLayers(LightGCN):
         self.alpha = torch.tensor(alpha, dtype=torch.float32) / sum(alpha)
 
     def build(self) -> nn.Module:
-        module = super().build()
-        alpha = self.alpha
-
-        def propagate(x):
-            adj, h, out = module.norm_adj, x, alpha[0] * x
-            for a in alpha[1:]:
-                h = spmm(adj, h)
-                out = out + a * h
-            return out
-
-        module.propagate = propagate
-        return module
+        n = self.num_users + self.num_items
+        adj = normalized_adjacency(bipartite_edge_index(self.train_df, self.num_users,
+                                                        self.num_items), n)
+        return WeightedLayerModule(self.alpha, self.num_users, self.num_items, self.embed_dim,
+                                   self.num_layers, adj, init_std=self.init_std, symmetric=True)
 
 
 class NormExponent(LightGCN):
@@ -112,65 +123,16 @@ class ItemBias(LightGCN):
         u = F.normalize(user_emb.index_select(0, uniq), dim=-1)
         logits = u @ F.normalize(item_emb, dim=-1).T / self.temperature + self.module.item_bias
         loss = (torch.logsumexp(logits, 1).index_select(0, inv) - logits[inv, pos]).mean()
-        return loss + self.reg * self.module.reg_loss(users, pos, None)
+        return self._add_reg(loss, users, pos, None)
 
     def score(self, users):
         return super().score(users) + self.module.item_bias.detach()
 
 
-class _AfterStep:
-    """An optimizer that calls ``hook()`` after every step (the fit loop only uses
-    ``zero_grad`` and ``step``)."""
-
-    def __init__(self, opt: torch.optim.Optimizer, hook):
-        self.opt, self.hook = opt, hook
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        self.opt.zero_grad(set_to_none=set_to_none)
-
-    def step(self) -> None:
-        self.opt.step()
-        self.hook()
-
-
-class EMA(LightGCN):
-    """Scores from an exponential moving average of the layer-0 embeddings (a buffer of
-    the module, so early stopping restores it with the weights)."""
-
-    def __init__(self, decay: float, **kwargs):
-        super().__init__(**kwargs)
-        self.decay = decay
-
-    def _make_optimizer(self):
-        weight = self.module.embedding.weight
-        self.module.register_buffer("ema", weight.detach().clone())
-
-        def hook():
-            with torch.no_grad():
-                self.module.ema.mul_(self.decay).add_(weight, alpha=1 - self.decay)
-
-        return _AfterStep(super()._make_optimizer(), hook)
-
-    @torch.no_grad()
-    def embeddings(self):
-        if self._cache is None:
-            weight = self.module.embedding.weight
-            saved = weight.clone()
-            weight.copy_(self.module.ema)
-            try:
-                super().embeddings()
-            finally:
-                weight.copy_(saved)
-        return self._cache
-
-
-class CosineSchedule(LightGCN):
-    """Learning rate decayed from ``lr`` to 0 over ``num_epochs`` (cosine)."""
-
-    def _make_optimizer(self):
-        opt = super()._make_optimizer()
-        steps = self.num_epochs * -(-len(self.train_df) // self.batch_size)
-        return _AfterStep(opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps).step)
+def cosine_lr(train: pd.DataFrame, batch_size: int, num_epochs: int) -> LRSchedule:
+    """Learning rate decayed from ``lr`` to 0 over ``num_epochs`` (cosine, per step)."""
+    steps = num_epochs * -(-len(train) // batch_size)
+    return LRSchedule(lambda opt, trainer: torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps))
 
 
 class SimGCL(LightGCN):
@@ -226,12 +188,14 @@ def part_variants(data, threads: int) -> pd.DataFrame:
         ("normalisation r = 0.4", NormExponent, dict(r=0.4)),
         ("normalisation r = 0.6", NormExponent, dict(r=0.6)),
         ("learned item bias b_i", ItemBias, {}),
-        ("EMA of the embeddings, decay 0.95", EMA, dict(decay=0.95)),
+        ("EMA of the embeddings, decay 0.95", LightGCN,
+         dict(callbacks=[EMA(0.95, only=("embedding.weight",))])),
         ("SimGCL, λ = 0.1", SimGCL, dict(lam=0.1)),
         ("SimGCL, λ = 0.02", SimGCL, dict(lam=0.02)),
         ("d = 128", LightGCN, dict(embed_dim=128)),
         ("4 layers", LightGCN, dict(num_layers=4)),
-        ("cosine lr decay from 3e-2", CosineSchedule, dict(lr=3e-2, patience=None)),
+        ("cosine lr decay from 3e-2", LightGCN, dict(lr=3e-2, patience=None, callbacks=[
+            cosine_lr(data["train"], BASE["batch_size"], STOPPING["num_epochs"])])),
     ]
     table, base_model = [], None
     for label, cls, change in rows:

@@ -1,4 +1,5 @@
-"""Graphs built from interactions: bipartite edges, normalisation, neighbour sampling, random walks."""
+"""Graphs built from interactions: bipartite edges, normalisation, sparse kernels, neighbour
+sampling, random walks."""
 from recsys_ref.graph.adjacency import (  # noqa: F401
     bipartite_edge_index,
     degree,

@@ -17,7 +17,8 @@ Shapes:
     - ``edge_index``: ``(2, 2|E|)``, PyG's COO convention (row 0 = source, row 1 = target)
     - ``norm_adj``: sparse ``(N, N)`` tensor
 
-Used in: ``chapters/05_graph_embedding``, ``06_graph_convolution``, ``07_graph_attention``.
+Used in: ``chapters/04_matrix_factorisation`` (the SciPy version), ``05_graph_embedding``,
+``06_graph_convolution``, ``07_graphsage_sampling``, ``08_graph_attention``.
 """
 from __future__ import annotations
 
@@ -26,10 +27,12 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-__all__ = ["bipartite_edge_index", "degree", "normalized_adjacency", "scipy_normalized_adjacency"]
+__all__ = ["bipartite_edge_index", "degree", "normalized_adjacency", "degree_scale",
+           "scipy_normalized_adjacency"]
 
 
-def bipartite_edge_index(train: pd.DataFrame | np.ndarray, num_users: int, num_items: int) -> torch.Tensor:
+def bipartite_edge_index(train: pd.DataFrame | np.ndarray, num_users: int,
+                         num_items: int) -> torch.Tensor:
     """Both directions of every ``(user, item)`` pair, items shifted by ``num_users``.
 
     Args:
@@ -66,24 +69,60 @@ def degree(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
     return torch.bincount(edge_index[0], minlength=num_nodes).to(torch.float32)
 
 
-def normalized_adjacency(edge_index: torch.Tensor, num_nodes: int,
-                         add_self_loops: bool = False) -> torch.Tensor:
-    r"""Sparse :math:`D^{-1/2} (A [+ I]) D^{-1/2}` as a coalesced ``torch.sparse_coo`` tensor.
+def normalized_adjacency(edge_index: torch.Tensor, num_nodes: int, add_self_loops: bool = False,
+                         edge_weight: torch.Tensor | None = None,
+                         dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    r"""Sparse :math:`D^{-1/2} (A [+ I]) D^{-1/2}` as a coalesced ``torch.sparse_coo`` tensor:
+    the one normalised adjacency of the package (LightGCN, NGCF, GCN, GAT, the GAE chapter).
 
-    With ``add_self_loops=True`` this is exactly the matrix PyG's ``GCNConv`` applies
-    (``normalize=True``, unit edge weights).
+    Entry ``[i, j]`` is the weight of the edge :math:`j \to i` (PyG's convention: row 0 of
+    ``edge_index`` the source, row 1 the target; ``norm @ x`` sums messages into targets),
+    :math:`d_i` the (weighted) in-degree, and a node without edges gets 0 instead of a
+    division by zero. For the symmetric user–item graph rows and columns are
+    interchangeable. With ``add_self_loops=True`` a unit self-loop is added to every node
+    that has none (PyG's ``add_remaining_self_loops``): exactly the matrix of
+    ``GCNConv(normalize=True)``.
+
+    Args:
+        edge_index: ``(2, E)`` LongTensor.
+        num_nodes: :math:`N`.
+        add_self_loops: use :math:`A + I` (default False: LightGCN's :math:`\tilde A`).
+        edge_weight: ``(E,)`` weights (default 1).
+        dtype: dtype of the values (default float32).
     """
+    if edge_index.dim() != 2 or edge_index.shape[0] != 2:
+        raise ValueError(f"edge_index must have shape (2, E), got {tuple(edge_index.shape)}")
+    if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= num_nodes):
+        raise ValueError(f"edge_index has node ids outside 0..{num_nodes - 1}")
+    src, dst = edge_index[0].long(), edge_index[1].long()
+    w = (torch.ones(src.numel(), dtype=dtype, device=src.device) if edge_weight is None
+         else edge_weight.to(dtype))
+    if w.shape != src.shape:
+        raise ValueError(f"edge_weight must have shape ({src.numel()},), got {tuple(w.shape)}")
     if add_self_loops:
-        loops = torch.arange(num_nodes, dtype=edge_index.dtype)
-        edge_index = torch.cat([edge_index, torch.stack([loops, loops])], 1)
-    deg = degree(edge_index, num_nodes)
-    inv_sqrt = torch.where(deg > 0, deg.pow(-0.5), torch.zeros_like(deg))
-    values = inv_sqrt[edge_index[0]] * inv_sqrt[edge_index[1]]
-    return torch.sparse_coo_tensor(edge_index, values, (num_nodes, num_nodes),
+        has_loop = torch.zeros(num_nodes, dtype=torch.bool, device=src.device)
+        has_loop[src[src == dst]] = True
+        loops = torch.arange(num_nodes, device=src.device)[~has_loop]
+        src, dst = torch.cat([src, loops]), torch.cat([dst, loops])
+        w = torch.cat([w, torch.ones(loops.numel(), dtype=dtype, device=w.device)])
+    deg = torch.zeros(num_nodes, dtype=dtype, device=w.device).index_add_(0, dst, w)
+    inv_sqrt = torch.where(deg > 0, deg.pow(-0.5), torch.zeros_like(deg))     # d^{-1/2}
+    values = inv_sqrt[dst] * w * inv_sqrt[src]
+    return torch.sparse_coo_tensor(torch.stack([dst, src]), values, (num_nodes, num_nodes),
                                    check_invariants=False).coalesce()
 
 
-def scipy_normalized_adjacency(train: pd.DataFrame, num_users: int, num_items: int) -> sp.csr_matrix:
+def degree_scale(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
+    r""":math:`\sqrt{d_i / d_j}` ``(E, 1)`` for every edge :math:`j \to i` (in-degrees,
+    at least 1): with uniform attention :math:`1/d_i` it gives LightGCN's
+    :math:`1/\sqrt{d_i d_j}` (the graph-attention recommender's ``degree_norm``)."""
+    deg = torch.bincount(edge_index[1], minlength=num_nodes).clamp(min=1).float()
+    src, dst = edge_index
+    return (deg[dst] / deg[src]).sqrt().unsqueeze(-1)
+
+
+def scipy_normalized_adjacency(train: pd.DataFrame, num_users: int,
+                               num_items: int) -> sp.csr_matrix:
     """The same :math:`\\tilde A` as a SciPy CSR matrix (for spectral methods / SVD)."""
     ei = bipartite_edge_index(train, num_users, num_items).numpy()
     n = num_users + num_items

@@ -277,7 +277,7 @@ def pyg_sampler_available() -> bool:
 class PyGNeighborSampler:
     """The same interface backed by PyG's ``NeighborLoader`` (needs ``pyg-lib`` or
     ``torch-sparse``). Randomness comes from PyTorch's global generator (seed it with
-    :func:`recsys_ref.train.loop.set_seed`); ``seed`` is accepted for a uniform interface."""
+    :func:`recsys_ref.train.runtime.set_seed`); ``seed`` is accepted for a uniform interface."""
 
     def __init__(self, edge_index: torch.Tensor, num_nodes: int, fanouts: Sequence[int],
                  replace: bool = False, seed: int = 0):

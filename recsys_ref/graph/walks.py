@@ -119,7 +119,8 @@ class RandomWalker:
         nxt = self.col[np.minimum(self.rowptr[cur] + off, self.num_edges - 1)]
         return np.where(deg > 0, nxt, cur)   # dead end: stay
 
-    def _biased_step(self, prev: np.ndarray, cur: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def _biased_step(self, prev: np.ndarray, cur: np.ndarray,
+                     rng: np.random.Generator) -> np.ndarray:
         out = cur.copy()
         todo = np.flatnonzero(self.deg[cur] > 0)
         while len(todo):

@@ -11,24 +11,26 @@ A subclass only says how representations are computed:
             return MyModule(self.num_users, self.num_items, self.embed_dim)
 
 where the module's ``forward()`` returns ``(user_emb (U, d), item_emb (I, d))`` for the
-whole graph (GNNs propagate here) and may define ``reg_loss(users, pos, neg)`` (an L2 term
-on the batch's free parameters; :func:`rows_l2` computes one with a hand-written
-gradient). Scores are :math:`\hat y_{ui} = \mathbf{e}_u^\top
-\mathbf{e}_i`; the loss is BPR or sampled softmax (:mod:`recsys_ref.nn.losses`). Validation
-(``valid`` frame given to ``fit``) measures ``valid_metric@valid_k`` every ``eval_every``
-epochs, stops after ``patience`` evaluations without improvement and restores the best
-weights.
+whole graph (GNNs propagate here) and ``reg_loss(users, pos, neg)`` (an L2 term on the
+batch's free parameters, e.g. :func:`recsys_ref.nn.fused_losses.rows_l2`). Scores are
+:math:`\hat y_{ui} = \mathbf{e}_u^\top \mathbf{e}_i`; the loss is BPR or sampled softmax
+(:mod:`recsys_ref.nn.losses`) plus ``reg`` times ``reg_loss``.
 
-Training loop (:meth:`EmbeddingRecommender.fit`): each epoch shuffles the observed pairs
-and draws all their negatives in one vectorised call (:meth:`_epoch_triples`), then takes
-``batch_size`` pairs per Adam step (the fused implementation on CPU and CUDA) and sums the
-loss on the device, so nothing waits for the host inside an epoch.
+Training is the :class:`~recsys_ref.train.trainer.Trainer`'s; this class supplies the
+model contract: :meth:`~EmbeddingRecommender.setup` (build the module, the negative
+sampler and the shuffling generator), :meth:`~EmbeddingRecommender.configure_optimizer`
+(Adam, fused on CPU and CUDA), :meth:`~EmbeddingRecommender.epoch_data` (the epoch's
+shuffled pairs and all their negatives, drawn in one vectorised call) and
+:meth:`~EmbeddingRecommender.calculate_loss`. Validation (``valid`` given to ``fit``)
+measures ``valid_metric@valid_k`` every ``eval_every`` epochs, stops after ``patience``
+evaluations without improvement and restores the best weights.
 
-Used in: ``chapters/04_matrix_factorisation`` (BPR-MF) and every GNN chapter.
+Used in: ``chapters/04_matrix_factorisation`` (BPR-MF), ``06_graph_convolution``,
+``07_graphsage_sampling``, ``08_graph_attention``, ``09_language_models``.
 """
 from __future__ import annotations
 
-import time
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -37,57 +39,43 @@ import torch.nn.functional as F
 
 from recsys_ref.protocol.evaluate import evaluate_ranking
 from recsys_ref.nn.losses import NegativeSampler, bpr_loss, softmax_loss
-from recsys_ref.train.loop import History, get_device, train_loop
+from recsys_ref.train.runtime import get_device
+from recsys_ref.train.trainer import History, Trainer, TrainerConfig
 from recsys_ref.models.base import Recommender
 
-__all__ = ["EmbeddingRecommender", "RowsSquaredNorm", "rows_l2", "batch_rows"]
+__all__ = ["EmbeddingRecommender", "DotProductScores", "ranking_validator"]
 
 
-class RowsSquaredNorm(torch.autograd.Function):
-    r""":math:`\sum_k \lVert W_{r_k} \rVert^2` over the rows ``index`` ``(K,)`` of a table
-    ``W (N, d)`` (a row listed twice counts twice), without gathering the rows.
+def ranking_validator(model, train: pd.DataFrame, valid: pd.DataFrame | None,
+                      metric: str = "ndcg", k: int = 10,
+                      before: Callable[[], None] | None = None) -> Callable[[], float] | None:
+    """``evaluate()`` for the :class:`~recsys_ref.train.trainer.Trainer`: ``metric@k`` of
+    ``model.score`` on ``valid`` with the training pairs masked (``None`` when ``valid`` is
+    missing or empty). ``before()`` runs first (e.g. to drop cached embeddings)."""
+    if valid is None or len(valid) == 0:
+        return None
 
-    With :math:`c_r` the number of times row :math:`r` occurs in ``index``,
-    :math:`\sum_k \lVert W_{r_k}\rVert^2 = \sum_r c_r \lVert W_r\rVert^2`, whose gradient
-    is :math:`2 c_r W_r`: one pass over the table forward and one backward, instead of
-    autograd's gather, square, sum and scatter of a ``(K, d)`` block (``K`` can be several
-    times ``N`` for the batch L2 term of BPR).
-    """
+    def evaluate() -> float:
+        if before is not None:
+            before()
+        res = evaluate_ranking(model.score, valid, model.num_users, model.num_items, k,
+                               exclude=[train], metrics=[metric])
+        return res[metric]
 
-    @staticmethod
-    def forward(ctx, table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        counts = torch.bincount(index, minlength=table.shape[0]).to(table.dtype)   # c_r, (N,)
-        ctx.save_for_backward(table, counts)
-        return torch.dot(counts, torch.linalg.vector_norm(table, dim=1).square())
-
-    @staticmethod
-    def backward(ctx, grad):
-        table, counts = ctx.saved_tensors
-        return table * (2 * grad * counts).unsqueeze(1), None                      # 2 c_r W_r
+    return evaluate
 
 
-def rows_l2(table: torch.Tensor, *indices: torch.Tensor, batch: int | None = None) -> torch.Tensor:
-    r"""The batch L2 term :math:`\frac{1}{2B}\sum \lVert W_r \rVert^2` over the rows of
-    ``table`` listed in ``indices`` (flattened and concatenated; repeats count), with
-    :math:`B` = ``batch`` (default: the length of the first index). Same value as
-    ``table[torch.cat(indices)].pow(2).sum() / (2 * B)`` through :class:`RowsSquaredNorm`."""
-    flat = torch.cat([i.reshape(-1) for i in indices])
-    batch = indices[0].numel() if batch is None else batch
-    return RowsSquaredNorm.apply(table, flat) / (2 * batch)
+class DotProductScores:
+    """``score(users)`` as :math:`\\mathbf{e}_u^\\top \\mathbf{e}_i` from the model's
+    ``embeddings() -> (user_emb (U, d), item_emb (I, d))``: ``(len(users), I)``."""
+
+    def score(self, users: torch.Tensor) -> torch.Tensor:
+        users = self._check_users(users)
+        user_emb, item_emb = self.embeddings()
+        return user_emb[users.to(user_emb.device)] @ item_emb.T
 
 
-def batch_rows(users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor | None,
-               num_users: int) -> list[torch.Tensor]:
-    """Rows of a stacked ``(U+I, d)`` user-then-item table that a batch touches: its users
-    ``(B,)``, positives ``(B,)`` and negatives ``(B, n)`` (flattened), items offset by
-    ``num_users``."""
-    parts = [users, pos + num_users]
-    if neg is not None:
-        parts.append(neg.reshape(-1) + num_users)
-    return parts
-
-
-class EmbeddingRecommender(Recommender):
+class EmbeddingRecommender(DotProductScores, Recommender):
     """Mini-batch pairwise/softmax training of a representation model.
 
     Args:
@@ -103,29 +91,38 @@ class EmbeddingRecommender(Recommender):
         device: ``None`` picks CUDA when available.
         seed: seeds initialisation, shuffling and negative sampling.
         progress: show a progress bar.
+        num_threads: CPU threads while fitting (default ``None``: PyTorch's setting).
+        callbacks: extra :mod:`recsys_ref.train.callbacks` for the trainer (EMA, schedules).
     """
 
     name = "embedding"
     uses_validation = True
+    #: training options that differ from the base's for this model: the configuration its
+    #: chapter selected (RecBole keeps these in one YAML file per model)
+    defaults: dict = {}
 
     def __init__(self, embed_dim: int = 64, lr: float = 1e-3, reg: float = 1e-4,
                  num_epochs: int = 100, batch_size: int = 2048, num_neg: int | None = 1,
                  loss: str = "bpr", temperature: float = 1.0, eval_every: int = 5,
                  patience: int | None = 5, valid_metric: str = "ndcg", valid_k: int = 10,
-                 device: str | None = None, seed: int = 0, progress: bool = False):
+                 device: str | None = None, seed: int = 0, progress: bool = False,
+                 num_threads: int | None = None, callbacks: Sequence = ()):
         if embed_dim < 1 or batch_size < 1 or num_epochs < 1:
             raise ValueError("embed_dim, batch_size and num_epochs must be positive")
         if loss not in ("bpr", "softmax"):
             raise ValueError(f"loss must be 'bpr' or 'softmax', got {loss!r}")
         if loss == "bpr" and num_neg is None:
             raise ValueError("BPR needs sampled negatives: set num_neg >= 1")
+        if num_threads is not None and num_threads < 1:
+            raise ValueError(f"num_threads must be >= 1 or None, got {num_threads}")
         self.embed_dim, self.lr, self.reg = embed_dim, lr, reg
         self.num_epochs, self.batch_size, self.num_neg = num_epochs, batch_size, num_neg
         self.loss, self.temperature = loss, temperature
         self.eval_every, self.patience = eval_every, patience
         self.valid_metric, self.valid_k = valid_metric, valid_k
         self.device = get_device(device)
-        self.seed, self.progress = seed, progress
+        self.seed, self.progress, self.num_threads = seed, progress, num_threads
+        self.callbacks = list(callbacks)
         self.module: torch.nn.Module | None = None
         self.history: History | None = None
         self.epoch_seconds: float | None = None
@@ -135,11 +132,50 @@ class EmbeddingRecommender(Recommender):
     def build(self) -> torch.nn.Module:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    # -- the trainer's model contract --------------------------------------------------
+    def trainer_config(self) -> TrainerConfig:
+        """The :class:`~recsys_ref.train.trainer.TrainerConfig` of this model's settings."""
+        return TrainerConfig(num_epochs=self.num_epochs, batch_size=self.batch_size, lr=self.lr,
+                             eval_every=self.eval_every, patience=self.patience, seed=self.seed,
+                             device=self.device, num_threads=self.num_threads,
+                             progress=self.progress, desc=self.name)
+
+    def setup(self, trainer: Trainer) -> None:
+        """Build the module on the device (after the trainer seeded torch), the negative
+        sampler, the training pairs and the shuffling generator."""
+        self.module = self.build().to(self.device)
+        self._sampler = NegativeSampler(self.train_matrix, seed=self.seed)
+        self._pairs = self._train_pairs(self.train_matrix)
+        self._gen = torch.Generator().manual_seed(self.seed)
+
+    def configure_optimizer(self, config: TrainerConfig) -> torch.optim.Optimizer:
+        """Adam over all parameters, ``lr = config.lr``. On CPU and CUDA the *fused*
+        implementation: the same update rule (Kingma & Ba) in one kernel per step instead
+        of a dozen element-wise passes with temporaries."""
+        fused = self.device.type in ("cpu", "cuda")
+        return torch.optim.Adam(self.module.parameters(), lr=config.lr, fused=fused)
+
+    def epoch_data(self, epoch: int) -> tuple[torch.Tensor, ...]:
+        """The epoch's ``(users (E,), pos (E,)[, neg (E, n)])`` (:meth:`_epoch_triples`)."""
+        self._cache = None
+        users, pos, neg = self._epoch_triples(*self._pairs, self._sampler, self._gen)
+        return (users, pos) if neg is None else (users, pos, neg)
+
+    def calculate_loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """Propagate (``module()``) and take the batch loss (:meth:`_batch_loss`)."""
+        users, pos = batch[0], batch[1]
+        neg = batch[2] if len(batch) > 2 else None
+        user_emb, item_emb = self.module()
+        return self._batch_loss(user_emb, item_emb, users, pos, neg)
+
+    def _drop_cache(self) -> None:
+        self._cache = None
+
     # -- training --------------------------------------------------------------------
     def _batch_loss(self, user_emb, item_emb, users, pos, neg) -> torch.Tensor:
         """BPR or softmax over ``num_neg`` sampled negatives, or (``num_neg=None``, softmax
         only) over the whole catalogue (:meth:`_full_softmax`); plus ``reg`` times the
-        module's ``reg_loss`` when it has one."""
+        module's ``reg_loss``."""
         if self.loss == "softmax" and self.num_neg is None:
             loss = self._full_softmax(user_emb, item_emb, users, pos)
         else:
@@ -150,7 +186,11 @@ class EmbeddingRecommender(Recommender):
                 loss = bpr_loss(pos_scores, other)
             else:
                 loss = softmax_loss(pos_scores, other, self.temperature)
-        if self.reg > 0 and hasattr(self.module, "reg_loss"):
+        return self._add_reg(loss, users, pos, neg)
+
+    def _add_reg(self, loss, users, pos, neg) -> torch.Tensor:
+        """``loss + reg * module.reg_loss(users, pos, neg)`` (``loss`` when ``reg = 0``)."""
+        if self.reg > 0:
             loss = loss + self.reg * self.module.reg_loss(users, pos, neg)
         return loss
 
@@ -168,14 +208,6 @@ class EmbeddingRecommender(Recommender):
         logits = u @ items.T / self.temperature                               # (U_B, I)
         return (torch.logsumexp(logits, 1).index_select(0, inv) - logits[inv, pos]).mean()
 
-    def _make_optimizer(self) -> torch.optim.Optimizer:
-        """Adam over all parameters. On CPU and CUDA the *fused* implementation is used:
-        the same update rule (Kingma & Ba) in one kernel per step instead of a dozen
-        element-wise passes with temporaries, which matters when a step is only a few
-        milliseconds."""
-        fused = self.device.type in ("cpu", "cuda")
-        return torch.optim.Adam(self.module.parameters(), lr=self.lr, fused=fused)
-
     def _train_pairs(self, mat) -> tuple[torch.Tensor, torch.Tensor]:
         """The observed ``(user, item)`` pairs of the training matrix as two ``(E,)``
         LongTensors on the CPU (:meth:`_epoch_triples` moves each epoch's shuffled copy to
@@ -189,8 +221,7 @@ class EmbeddingRecommender(Recommender):
         """One epoch of training data, drawn in one go: the pairs in a random order
         (``torch.randperm`` with ``gen``) and, when ``num_neg`` is set, ``num_neg``
         negatives per pair drawn by **one** vectorised call of ``sampler`` (uniform over
-        the user's non-interacted items, as in a per-batch call, but without ~40 small
-        NumPy round trips per epoch). Returns ``users (E,)``, ``pos (E,)`` and ``neg
+        the user's non-interacted items). Returns ``users (E,)``, ``pos (E,)`` and ``neg
         (E, n)`` or ``None``, on ``self.device`` (one copy per epoch, none on CPU)."""
         perm = torch.randperm(len(pairs_u), generator=gen)
         users, pos = pairs_u[perm], pairs_i[perm]
@@ -200,65 +231,22 @@ class EmbeddingRecommender(Recommender):
             neg = neg.to(self.device) if neg is not None else None
         return users, pos, neg
 
-    def _fit_setup(self, train: pd.DataFrame, num_users: int, num_items: int):
-        """What every ``fit`` does before its first epoch, in this order (it fixes the
-        random streams): store the training matrix, seed torch, build the module on the
-        device, then the optimiser, the negative sampler, the training pairs and the
-        shuffling generator. Returns ``(opt, sampler, pairs_u, pairs_i, gen)``."""
-        mat = self._store_train(train, num_users, num_items)
-        self.train_df = train
-        torch.manual_seed(self.seed)
-        self.module = self.build().to(self.device)
-        opt = self._make_optimizer()
-        sampler = NegativeSampler(mat, seed=self.seed)
-        pairs_u, pairs_i = self._train_pairs(mat)
-        gen = torch.Generator().manual_seed(self.seed)
-        return opt, sampler, pairs_u, pairs_i, gen
-
     def fit(self, train: pd.DataFrame, num_users: int, num_items: int,
             valid: pd.DataFrame | None = None) -> "EmbeddingRecommender":
-        opt, sampler, pairs_u, pairs_i, gen = self._fit_setup(train, num_users, num_items)
-        times: list[float] = []
+        """Train with the :class:`~recsys_ref.train.trainer.Trainer` (:meth:`trainer_config`,
+        ``callbacks``), early-stopping on ``valid_metric@valid_k`` of ``valid``."""
+        self._store_train(train, num_users, num_items)
+        self.train_df = train
+        trainer = Trainer(self.trainer_config(), self.callbacks)
+        self.history = trainer.fit(self, self._validator(train, valid))
+        return self._finish_fit()
 
-        def step(epoch: int) -> float:
-            t0 = time.perf_counter()
-            self.module.train()
-            self._cache = None
-            users_all, pos_all, neg_all = self._epoch_triples(pairs_u, pairs_i, sampler, gen)
-            total = torch.zeros((), dtype=torch.float64, device=self.device)
-            for start in range(0, len(users_all), self.batch_size):
-                batch = slice(start, start + self.batch_size)
-                users, pos = users_all[batch], pos_all[batch]
-                neg = neg_all[batch] if neg_all is not None else None
-                user_emb, item_emb = self.module()
-                loss = self._batch_loss(user_emb, item_emb, users, pos, neg)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total += loss.detach() * len(users)       # summed on the device:
-            mean_loss = float(total) / len(users_all)  # one host sync per epoch
-            times.append(time.perf_counter() - t0)
-            return mean_loss
+    def _validator(self, train, valid):
+        return ranking_validator(self, train, valid, self.valid_metric, self.valid_k,
+                                 before=self._drop_cache)
 
-        return self._run_epochs(step, times, train, valid)
-
-    def _run_epochs(self, step, times: list[float], train: pd.DataFrame,
-                    valid: pd.DataFrame | None) -> "EmbeddingRecommender":
-        """Run ``step`` under :func:`~recsys_ref.train.loop.train_loop`, early-stopping on
-        ``valid_metric@valid_k`` of ``valid`` (training items masked) when ``valid`` is
-        given; record the history and the median epoch time. Shared by every subclass
-        that writes its own ``step``."""
-        evaluate = None
-        if valid is not None and len(valid) > 0:
-            def evaluate() -> float:
-                self._cache = None
-                res = evaluate_ranking(self.score, valid, self.num_users, self.num_items,
-                                       self.valid_k, exclude=[train], metrics=[self.valid_metric])
-                return res[self.valid_metric]
-
-        self.history = train_loop(step, self.num_epochs, evaluate, self.eval_every,
-                                  self.patience if evaluate else None, self.module,
-                                  self.progress, desc=self.name)
+    def _finish_fit(self) -> "EmbeddingRecommender":
+        times = self.history.epoch_seconds
         self.epoch_seconds = float(np.median(times)) if times else None
         self._cache = None
         return self
@@ -272,11 +260,6 @@ class EmbeddingRecommender(Recommender):
             self.module.eval()
             self._cache = tuple(t.detach() for t in self.module())
         return self._cache
-
-    def score(self, users: torch.Tensor) -> torch.Tensor:
-        users = self._check_users(users)
-        user_emb, item_emb = self.embeddings()
-        return user_emb[users.to(user_emb.device)] @ item_emb.T
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.num_users}+{self.num_items}, {self.embed_dim}, "

@@ -20,7 +20,8 @@ The three layers differ only in the score and the message:
   and LeakyReLU is monotone, the *ranking* of neighbours is the same for every target
   :math:`i` ("static" attention).
 * GATv2 (Brody et al., ICLR 2022), :class:`GATv2Layer`:
-  :math:`e_{ij} = \mathbf{a}^\top \mathrm{LeakyReLU}(W_{\text{dst}}\mathbf{h}_i + W_{\text{src}}\mathbf{h}_j)`,
+  :math:`e_{ij} = \mathbf{a}^\top \mathrm{LeakyReLU}(W_{\text{dst}}\mathbf{h}_i
+  + W_{\text{src}}\mathbf{h}_j)`,
   :math:`\mathbf{m}_j = W_{\text{src}}\mathbf{h}_j`: the non-linearity sits between the two
   linear maps, so the ranking can depend on :math:`i` ("dynamic" attention).
 * Scaled dot product (Vaswani et al., 2017; Shi et al., IJCAI 2021 as PyG's
@@ -64,10 +65,13 @@ __all__ = ["edge_softmax", "aggregate", "GATLayer", "GATv2Layer", "DotProductAtt
 
 def _check_edge_index(edge_index: torch.Tensor, num_nodes: int) -> None:
     if not isinstance(edge_index, torch.Tensor) or edge_index.dim() != 2 or edge_index.size(0) != 2:
-        shape = tuple(edge_index.shape) if isinstance(edge_index, torch.Tensor) else type(edge_index)
-        raise ValueError(f"edge_index must be a (2, E) tensor (row 0 = source, row 1 = target), got {shape}")
+        shape = (tuple(edge_index.shape) if isinstance(edge_index, torch.Tensor)
+                 else type(edge_index))
+        raise ValueError("edge_index must be a (2, E) tensor (row 0 = source, row 1 = "
+                         f"target), got {shape}")
     if edge_index.dtype != torch.long:
-        raise ValueError(f"edge_index must hold int64 node indices, got {edge_index.dtype}; use .long()")
+        raise ValueError(f"edge_index must hold int64 node indices, got {edge_index.dtype}; "
+                         "use .long()")
     if edge_index.numel() and (edge_index.min() < 0 or edge_index.max() >= num_nodes):
         raise ValueError(f"edge_index refers to a node outside 0..{num_nodes - 1} "
                          f"(min {int(edge_index.min())}, max {int(edge_index.max())})")
@@ -83,7 +87,8 @@ def _check_x(x: torch.Tensor, in_dim: int, layer: str) -> None:
 
 def _check_sizes(in_dim: int, out_dim: int, heads: int) -> None:
     if in_dim < 1 or out_dim < 1 or heads < 1:
-        raise ValueError(f"in_dim, out_dim and heads must be positive, got {in_dim}, {out_dim}, {heads}")
+        raise ValueError("in_dim, out_dim and heads must be positive, got "
+                         f"{in_dim}, {out_dim}, {heads}")
 
 
 def _with_self_loops(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
@@ -155,6 +160,21 @@ class _AttentionLayer(nn.Module):
     def _drop(self, alpha: torch.Tensor) -> torch.Tensor:
         return F.dropout(alpha, p=self.dropout, training=self.training)
 
+    def _edges(self, x: torch.Tensor, edge_index: torch.Tensor, self_loops: bool) -> torch.Tensor:
+        """Validated ``edge_index`` ``(2, E')``, with a self-loop per node when asked."""
+        self._check(x, edge_index)
+        return _with_self_loops(edge_index, x.size(0)) if self_loops else edge_index
+
+    def _output(self, messages: torch.Tensor, alpha: torch.Tensor, edge_index: torch.Tensor,
+                num_nodes: int, bias: torch.Tensor | None, return_attention_weights: bool):
+        """Weighted sum of ``messages`` ``(E, H, C)`` into targets, heads combined, plus
+        ``bias``; with ``(edge_index, alpha)`` when asked."""
+        out = aggregate(messages, self._drop(alpha), edge_index[1], num_nodes)  # (N, H, C)
+        out = _combine_heads(out, self.concat)
+        if bias is not None:
+            out = out + bias
+        return (out, (edge_index, alpha)) if return_attention_weights else out
+
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.in_dim}, {self.out_dim}, heads={self.heads}, "
                 f"concat={self.concat})")
@@ -202,21 +222,15 @@ class GATLayer(_AttentionLayer):
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor,
                 return_attention_weights: bool = False):
         """``(N, out)``, and ``(edge_index_used, alpha (E', H))`` when asked."""
-        self._check(x, edge_index)
+        edge_index = self._edges(x, edge_index, self.add_self_loops)
         n, H, C = x.size(0), self.heads, self.out_dim
-        if self.add_self_loops:
-            edge_index = _with_self_loops(edge_index, n)
         src, dst = edge_index
         wh = self.W(x).view(n, H, C)                        # (N, H, C)
         s_src = (wh * self.att_src).sum(-1)                 # (N, H): a_src . W h_j
         s_dst = (wh * self.att_dst).sum(-1)                 # (N, H): a_dst . W h_i
         e = F.leaky_relu(s_src[src] + s_dst[dst], self.negative_slope)  # (E, H)
         alpha = edge_softmax(e, dst, n)                     # (E, H)
-        out = aggregate(wh[src], self._drop(alpha), dst, n)  # (N, H, C)
-        out = _combine_heads(out, self.concat)
-        if self.bias is not None:
-            out = out + self.bias
-        return (out, (edge_index, alpha)) if return_attention_weights else out
+        return self._output(wh[src], alpha, edge_index, n, self.bias, return_attention_weights)
 
     @torch.no_grad()
     def copy_from_pyg(self, conv) -> "GATLayer":
@@ -267,21 +281,15 @@ class GATv2Layer(_AttentionLayer):
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor,
                 return_attention_weights: bool = False):
         """``(N, out)``, and ``(edge_index_used, alpha (E', H))`` when asked."""
-        self._check(x, edge_index)
+        edge_index = self._edges(x, edge_index, self.add_self_loops)
         n, H, C = x.size(0), self.heads, self.out_dim
-        if self.add_self_loops:
-            edge_index = _with_self_loops(edge_index, n)
         src, dst = edge_index
         x_src = self.W_src(x).view(n, H, C)                # (N, H, C)
         x_dst = x_src if self.share_weights else self.W_dst(x).view(n, H, C)
         z = F.leaky_relu(x_src[src] + x_dst[dst], self.negative_slope)  # (E, H, C)
         e = (z * self.att).sum(-1)                           # (E, H)
         alpha = edge_softmax(e, dst, n)
-        out = aggregate(x_src[src], self._drop(alpha), dst, n)
-        out = _combine_heads(out, self.concat)
-        if self.bias is not None:
-            out = out + self.bias
-        return (out, (edge_index, alpha)) if return_attention_weights else out
+        return self._output(x_src[src], alpha, edge_index, n, self.bias, return_attention_weights)
 
     @torch.no_grad()
     def copy_from_pyg(self, conv) -> "GATv2Layer":
@@ -335,7 +343,7 @@ class DotProductAttentionLayer(_AttentionLayer):
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor,
                 return_attention_weights: bool = False):
         """``(N, out)``, and ``(edge_index, alpha (E, H))`` when asked."""
-        self._check(x, edge_index)
+        edge_index = self._edges(x, edge_index, False)
         n, H, C = x.size(0), self.heads, self.out_dim
         src, dst = edge_index
         q = self.W_q(x).view(n, H, C)                        # (N, H, C)
@@ -343,10 +351,8 @@ class DotProductAttentionLayer(_AttentionLayer):
         v = self.W_v(x).view(n, H, C)
         e = (q[dst] * k[src]).sum(-1) / math.sqrt(C)         # (E, H)
         alpha = edge_softmax(e, dst, n)
-        out = _combine_heads(aggregate(v[src], self._drop(alpha), dst, n), self.concat)
-        if self.W_skip is not None:
-            out = out + self.W_skip(x)
-        return (out, (edge_index, alpha)) if return_attention_weights else out
+        skip = self.W_skip(x) if self.W_skip is not None else None
+        return self._output(v[src], alpha, edge_index, n, skip, return_attention_weights)
 
     @torch.no_grad()
     def copy_from_pyg(self, conv) -> "DotProductAttentionLayer":

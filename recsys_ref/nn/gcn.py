@@ -28,7 +28,7 @@ Shapes:
     - ``adj`` (dense layer): ``(N, N)`` with ``adj[i, j]`` the weight of edge ``j -> i``
     - ``edge_index`` (sparse layer): ``(2, |E|)``
 
-Used in: ``chapters/06_graph_convolution`` (later chapters add their layers here).
+Used in: ``chapters/06_graph_convolution``.
 """
 from __future__ import annotations
 
@@ -36,6 +36,8 @@ import math
 
 import torch
 from torch import nn
+
+from recsys_ref.graph.adjacency import normalized_adjacency
 
 __all__ = ["gcn_norm_dense", "gcn_norm_sparse", "DenseGCNLayer", "SparseGCNLayer"]
 
@@ -56,7 +58,8 @@ def gcn_norm_dense(adj: torch.Tensor, add_self_loops: bool = True) -> torch.Tens
     if adj.dim() != 2 or adj.shape[0] != adj.shape[1]:
         raise ValueError(f"adj must be a square (N, N) matrix, got shape {tuple(adj.shape)}")
     if adj.is_sparse:
-        raise ValueError("gcn_norm_dense expects a dense matrix; use SparseGCNLayer for sparse graphs")
+        raise ValueError("gcn_norm_dense expects a dense matrix; use SparseGCNLayer for "
+                         "sparse graphs")
     a = adj.clone()
     if add_self_loops:
         diag = a.diagonal()
@@ -68,37 +71,12 @@ def gcn_norm_dense(adj: torch.Tensor, add_self_loops: bool = True) -> torch.Tens
 
 def gcn_norm_sparse(edge_index: torch.Tensor, num_nodes: int,
                     edge_weight: torch.Tensor | None = None,
-                    add_self_loops: bool = True, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+                    add_self_loops: bool = True,
+                    dtype: torch.dtype = torch.float32) -> torch.Tensor:
     r"""Sparse ``(N, N)`` :math:`\hat D^{-1/2} \hat A \hat D^{-1/2}` (coalesced COO) with
-    row = target, column = source, so that ``norm @ x`` sums messages :math:`j \to i`.
-
-    Args:
-        edge_index: ``(2, E)`` LongTensor, row 0 sources, row 1 targets.
-        num_nodes: :math:`N`.
-        edge_weight: ``(E,)`` weights (default 1).
-        add_self_loops: add a unit self-loop to every node that has none (default True).
-        dtype: dtype of the values.
-    """
-    if edge_index.dim() != 2 or edge_index.shape[0] != 2:
-        raise ValueError(f"edge_index must have shape (2, E), got {tuple(edge_index.shape)}")
-    if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= num_nodes):
-        raise ValueError(f"edge_index has node ids outside 0..{num_nodes - 1}")
-    src, dst = edge_index[0].long(), edge_index[1].long()
-    w = (torch.ones(src.numel(), dtype=dtype, device=src.device) if edge_weight is None
-         else edge_weight.to(dtype))
-    if w.shape != src.shape:
-        raise ValueError(f"edge_weight must have shape ({src.numel()},), got {tuple(w.shape)}")
-    if add_self_loops:
-        has_loop = torch.zeros(num_nodes, dtype=torch.bool, device=src.device)
-        has_loop[src[src == dst]] = True
-        loops = torch.arange(num_nodes, device=src.device)[~has_loop]
-        src, dst = torch.cat([src, loops]), torch.cat([dst, loops])
-        w = torch.cat([w, torch.ones(loops.numel(), dtype=dtype, device=w.device)])
-    deg = torch.zeros(num_nodes, dtype=dtype, device=w.device).index_add_(0, dst, w)
-    inv_sqrt = torch.where(deg > 0, deg.clamp(min=1e-30).rsqrt(), torch.zeros_like(deg))
-    values = inv_sqrt[dst] * w * inv_sqrt[src]
-    return torch.sparse_coo_tensor(torch.stack([dst, src]), values, (num_nodes, num_nodes),
-                                   check_invariants=False).coalesce()
+    row = target, column = source: :func:`recsys_ref.graph.adjacency.normalized_adjacency`
+    with self-loops on by default (the GCN convention)."""
+    return normalized_adjacency(edge_index, num_nodes, add_self_loops, edge_weight, dtype)
 
 
 class _GCNBase(nn.Module):
@@ -172,7 +150,8 @@ class SparseGCNLayer(_GCNBase):
             norm = graph
             if tuple(norm.shape) != (x.shape[0], x.shape[0]):
                 raise ValueError(f"the normalised adjacency has shape {tuple(norm.shape)}, "
-                                 f"expected ({x.shape[0]}, {x.shape[0]}) for x with {x.shape[0]} rows")
+                                 f"expected ({x.shape[0]}, {x.shape[0]}) for x with "
+                                 f"{x.shape[0]} rows")
         else:
             norm = gcn_norm_sparse(graph, x.shape[0], edge_weight, self.add_self_loops, x.dtype)
         self._check_x(x, norm.shape[0])

@@ -19,8 +19,9 @@ Sampled-softmax cross-entropy (the loss of the source material,
 where :math:`C_u` is the full catalogue (``num_neg=None``) or the positive plus
 ``num_neg`` sampled negatives.
 
-Used in: ``chapters/04_matrix_factorisation``, ``06_graph_convolution``,
-``07_graph_attention``, ``08_language_models``.
+Used in: ``chapters/04_matrix_factorisation``, and through the BPR/softmax-trained models
+``05_graph_embedding`` (GAE), ``06_graph_convolution``, ``07_graphsage_sampling``,
+``08_graph_attention``, ``09_language_models``.
 """
 from __future__ import annotations
 
@@ -50,9 +51,10 @@ class NegativeSampler:
         coo = sp.coo_matrix(train)
         self.num_users, self.num_items = coo.shape
         self.keys = np.unique(coo.row.astype(np.int64) * self.num_items + coo.col)
-        self._full = np.bincount(self.keys // self.num_items, minlength=self.num_users) >= self.num_items
+        per_user = np.bincount(self.keys // self.num_items, minlength=self.num_users)
+        self._full = per_user >= self.num_items
         # Small catalogues: a dense boolean table answers membership in O(1) (same answers
-        # as the binary search, several times faster); large ones keep only the keys.
+        # as the binary search, without it); large ones keep only the keys.
         self._dense = None
         if self.num_users * self.num_items <= self.DENSE_LIMIT:
             self._dense = np.zeros(self.num_users * self.num_items, dtype=bool)
@@ -68,7 +70,8 @@ class NegativeSampler:
         pos = np.minimum(pos, len(self.keys) - 1)
         return self.keys[pos] == q
 
-    def __call__(self, users: np.ndarray | torch.Tensor, num_neg: int = 1, max_rounds: int = 100) -> torch.Tensor:
+    def __call__(self, users: np.ndarray | torch.Tensor, num_neg: int = 1,
+                 max_rounds: int = 100) -> torch.Tensor:
         """``(B, num_neg)`` LongTensor of negatives for ``users`` ``(B,)``."""
         if num_neg < 1:
             raise ValueError(f"num_neg must be >= 1, got {num_neg}")
@@ -95,7 +98,8 @@ def bpr_loss(pos_scores: torch.Tensor, neg_scores: torch.Tensor) -> torch.Tensor
     return -F.logsigmoid(pos_scores - neg_scores).mean()
 
 
-def softmax_loss(pos_scores: torch.Tensor, other_scores: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+def softmax_loss(pos_scores: torch.Tensor, other_scores: torch.Tensor,
+                 temperature: float = 1.0) -> torch.Tensor:
     """Cross-entropy of the positive against ``other_scores``.
 
     Args:

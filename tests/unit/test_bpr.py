@@ -85,7 +85,7 @@ def test_bad_input_raises():
 
 # -- the hand-written loss and gradient (BPRMFLoss) against autograd ---------------------------
 
-from recsys_ref.models.classic.bprmf import BPRMFLoss, bpr_mf_loss  # noqa: E402
+from recsys_ref.nn.fused_losses import BPRMFLoss, bpr_mf_loss  # noqa: E402
 from recsys_ref.models.embedding import EmbeddingRecommender  # noqa: E402
 
 
@@ -148,7 +148,7 @@ class _AutogradBPRMF(BPRMF):
     """BPR-MF trained by the generic loop: autograd through ``forward()`` (a ones column
     on the user side, the bias on the item side) and ``MFModule.reg_loss``."""
 
-    fit = EmbeddingRecommender.fit
+    calculate_loss = EmbeddingRecommender.calculate_loss
 
 
 def test_fast_training_equals_plain_autograd_training():

@@ -10,7 +10,8 @@ from torch import nn
 
 from recsys_ref.protocol.evaluate import evaluate_ranking
 from recsys_ref.nn.losses import NegativeSampler
-from recsys_ref.models.embedding import EmbeddingRecommender, RowsSquaredNorm, batch_rows, rows_l2
+from recsys_ref.models.embedding import EmbeddingRecommender
+from recsys_ref.nn.fused_losses import RowsSquaredNorm, batch_rows, rows_l2
 from recsys_ref.models.classic.popularity import Popularity
 
 

@@ -170,3 +170,24 @@ def test_bad_input_raises():
         model.explain(0, ni)
     with pytest.raises(ValueError, match="user index"):
         model.explain(nu, 0)
+
+
+@pytest.mark.parametrize("attend", [True, False])
+def test_the_graph_is_a_forward_argument(attend):
+    """forward(edge_index) over a graph with fewer edges equals a module built on it with
+    the same weights (trained-like, non-zero queries), in both attention modes."""
+    pairs, ei = small_graph()
+    fewer = bipartite_edge_index(pairs[: len(pairs) // 2], 7, 9)
+    torch.manual_seed(0)
+    module = GATRecModule(7, 9, 8, 2, ei, "gat")
+    with torch.no_grad():
+        for s in module.scorers:
+            s.att_src.normal_()
+    other = GATRecModule(7, 9, 8, 2, fewer, "gat")
+    other.load_state_dict({k: v for k, v in module.state_dict().items()
+                           if k not in ("edge_index", "edge_scale", "norm_adj")}, strict=False)
+    module.attend = other.attend = attend
+    with torch.no_grad():
+        for got, want in zip(module(fewer), other()):
+            torch.testing.assert_close(got, want)
+        assert not torch.allclose(module(fewer)[0], module()[0])

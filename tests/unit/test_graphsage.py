@@ -76,9 +76,12 @@ def test_minibatch_equals_full_graph_when_fanout_covers_all(aggr, num_layers):
     sampler = NeighborSampler(ei, U + I, [100] * num_layers, seed=0)
     seeds = torch.tensor([0, 3, U + 1, U + 5])
     with torch.no_grad():
-        sampled = module.forward_sampled(sampler(seeds))
-        full = module.forward_full(ei, U + I)[seeds]
+        sampled = module(sampler(seeds))                 # a sampled subgraph: its seeds
+        full = module(ei)[seeds]                         # an edge_index: every node
     assert torch.allclose(sampled, full, atol=1e-6)
+    with torch.no_grad():                                # no graph: the training graph
+        users, items = module()
+    assert torch.allclose(torch.cat([users, items]), module(ei), atol=1e-6)
 
 
 def test_small_fanout_differs_from_full_graph():
@@ -90,7 +93,7 @@ def test_small_fanout_differs_from_full_graph():
     seeds = torch.arange(U)
     with torch.no_grad():
         sampled = module.forward_sampled(NeighborSampler(ei, U + I, [1, 1], seed=0)(seeds))
-        full = module.forward_full(ei, U + I)[seeds]
+        full = module(ei)[seeds]
     assert not torch.allclose(sampled, full, atol=1e-4)
 
 

@@ -11,7 +11,9 @@ from recsys_ref.protocol.evaluate import evaluate_ranking
 from recsys_ref.graph import bipartite_edge_index, normalized_adjacency
 from recsys_ref.nn.losses import bpr_loss
 from recsys_ref.models.embedding import EmbeddingRecommender
-from recsys_ref.models.graph.lightgcn import BPRFromTables, LightGCN, LightGCNModule, layer_mean
+from recsys_ref.graph.sparse import layer_mean
+from recsys_ref.models.graph.lightgcn import LightGCN, LightGCNModule
+from recsys_ref.nn.fused_losses import BPRFromTables
 from recsys_ref.models.classic.popularity import Popularity
 
 # 3 users, 4 items: u0-{i0,i1}, u1-{i1,i2}, u2-{i2,i3}
@@ -64,7 +66,7 @@ def test_propagation_gradient_is_transposed_propagation():
 @pytest.mark.parametrize("num_layers", [1, 2, 3, 4])
 def test_layer_mean_scratch_path_equals_closed_form_in_float32(num_layers):
     # Horner's rule into reused scratch blocks (the CPU training path), in float32
-    from recsys_ref.models.graph.lightgcn import _mean_of_powers, to_csr
+    from recsys_ref.graph.sparse import mean_of_powers as _mean_of_powers, to_csr
 
     a = _numpy_norm_adj(PAIRS, 3, 4)
     adj = to_csr(torch.tensor(a, dtype=torch.float32).to_sparse())
@@ -159,15 +161,15 @@ def test_bad_arguments_raise():
 
 
 def test_small_slice_beats_popularity():
-    from recsys_ref.cli.bench import make_protocol
     from recsys_ref.data import load_movielens
+    from recsys_ref.protocol.splits import stratified_split
 
     try:
         ml = load_movielens("ml-100k", download=False)
     except Exception as err:  # pragma: no cover - data missing
         pytest.skip(f"ML-100K not available: {err}")
     ratings = ml.ratings[ml.ratings["user"] < 200]
-    train, valid, test = make_protocol(ratings, "recommenders", seed=42, valid_ratio=0.0)
+    train, test = stratified_split(ratings, 0.75, seed=42)
     model = LightGCN(num_layers=2, embed_dim=32, lr=1e-2, num_epochs=10, reg=1e-4, seed=0,
                      num_threads=1).fit(train, ml.num_users, ml.num_items)
     pop = Popularity().fit(train, ml.num_users, ml.num_items)
@@ -194,3 +196,20 @@ def test_reg_loss_equals_gathered_squares_with_repeats(with_neg):
     assert loss.item() == pytest.approx(expected, rel=1e-12)
     loss.backward()
     np.testing.assert_allclose(w.grad.numpy(), counts[:, None] * w.detach().numpy() / 3, rtol=1e-12)
+
+
+def test_the_graph_is_a_forward_argument():
+    """One module, two graphs: forward(adj) over another graph equals a module built on it
+    with the same weights; no argument means the graph given at construction."""
+    small = normalized_adjacency(bipartite_edge_index(PAIRS, 3, 4), 7)
+    more = normalized_adjacency(bipartite_edge_index(np.vstack([PAIRS, [[0, 3], [2, 0]]]), 3, 4), 7)
+    torch.manual_seed(0)
+    module = LightGCNModule(3, 4, 4, 2, small)
+    other = LightGCNModule(3, 4, 4, 2, more)
+    other.embedding.weight.data.copy_(module.embedding.weight.data)
+    with torch.no_grad():
+        for got, want in zip(module(more), other()):
+            torch.testing.assert_close(got, want)
+        for got, want in zip(module(small), module()):
+            torch.testing.assert_close(got, want)
+        assert not torch.allclose(module(more)[0], module()[0])

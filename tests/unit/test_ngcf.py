@@ -6,9 +6,10 @@ import torch
 import torch.nn.functional as F
 
 from recsys_ref.graph import bipartite_edge_index, normalized_adjacency
+from recsys_ref.nn.gcn import gcn_norm_sparse
 from recsys_ref.models import get_model
 from recsys_ref.models.graph.gcn import GCN, GCNModule
-from recsys_ref.models.graph.lightgcn import to_csr
+from recsys_ref.graph.sparse import to_csr
 from recsys_ref.models.graph.ngcf import NGCF, NGCFLayer, NGCFModule
 
 PAIRS = np.array([[0, 0], [0, 1], [1, 1], [1, 2], [2, 2], [2, 3]])   # 3 users, 4 items
@@ -105,3 +106,25 @@ def test_bad_arguments_raise():
         NGCFLayer(4, 4)(torch.randn(7, 3), to_csr(_adj64()))
     with pytest.raises(ValueError, match="layer_dims"):
         NGCF(layer_dims=(8, 0))
+
+
+def test_gcn_and_ngcf_take_the_graph_as_a_forward_argument():
+    """forward(norm_adj) over another graph equals a module built on that graph (same
+    weights); without an argument the module uses its construction graph."""
+    more_pairs = np.vstack([PAIRS, [[0, 3], [2, 0]]])
+    ei, ei_more = bipartite_edge_index(PAIRS, 3, 4), bipartite_edge_index(more_pairs, 3, 4)
+    builders = [
+        (lambda e: GCNModule(3, 4, 4, 2, e, dropout=0.0),
+         lambda e: gcn_norm_sparse(e, 7)),
+        (lambda e: NGCFModule(3, 4, 4, (4, 4), normalized_adjacency(e, 7), dropout=0.0),
+         lambda e: normalized_adjacency(e, 7)),
+    ]
+    for build, norm in builders:
+        torch.manual_seed(0)
+        module, other = build(ei).eval(), build(ei_more).eval()
+        other.load_state_dict(module.state_dict())
+        with torch.no_grad():
+            for got, want in zip(module(norm(ei_more)), other()):
+                torch.testing.assert_close(got, want)
+            for got, want in zip(module(norm(ei)), module()):
+                torch.testing.assert_close(got, want)

@@ -1,1 +1,2 @@
-"""Graph recommenders: graph embeddings (node2vec, GAE) and GNNs (GCN, NGCF, LightGCN, GraphSAGE, GAT)."""
+"""Graph recommenders: graph embeddings (node2vec, GAE) and GNNs (GCN, NGCF, LightGCN,
+GraphSAGE, GAT)."""

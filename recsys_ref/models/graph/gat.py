@@ -1,6 +1,7 @@
 r"""A graph-attention recommender: LightGCN's propagation with learned neighbour weights.
 
-Users and items are nodes of the bipartite graph (:func:`recsys_ref.graph.adjacency.bipartite_edge_index`)
+Users and items are nodes of the bipartite graph
+(:func:`recsys_ref.graph.adjacency.bipartite_edge_index`)
 with learnable ID embeddings :math:`\mathbf{E}^{(0)}`. Layer :math:`l+1` lets every node
 attend to its neighbours (a user to the films she rated, a film to the users who rated it)
 and sums their layer-:math:`l` representations with the attention weights; the final
@@ -14,7 +15,7 @@ representation averages the layers, as LightGCN does:
     \mathbf{e}_i = \frac{1}{L+1}\sum_{l=0}^{L} \mathbf{e}_i^{(l)},
 
 and :math:`\hat y_{ui} = \mathbf{e}_u^\top \mathbf{e}_i`, trained with BPR. The score
-:math:`e_{ij}` is one of the chapter's three (:mod:`recsys_ref.nn.attention`) computed on the
+:math:`e_{ij}` is one of the chapter's three (:mod:`recsys_ref.nn.edge_scorer`) computed on the
 layer's input, per head :math:`h` on the :math:`h`-th slice of size :math:`C = d/H`:
 
 * ``"dot"`` (default, the scaled dot product of the source material):
@@ -42,7 +43,7 @@ Design choices, each switchable:
   :math:`W_Q = 0` of the same model).
 
 Shapes:
-    - ``forward()`` -> ``(U, d)``, ``(I, d)``
+    - ``forward(edge_index=None)`` -> ``(U, d)``, ``(I, d)``
     - ``edge_index``: ``(2, 2|E|)`` buffer; ``attention_weights()``: list of ``(2|E|, H)``
 
 Cost per layer and step: :math:`O(|E|\,d)` time *and* memory for the messages (every
@@ -54,7 +55,6 @@ Used in: ``chapters/08_graph_attention``.
 from __future__ import annotations
 
 import copy
-import math
 
 import numpy as np
 import pandas as pd
@@ -62,61 +62,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recsys_ref.nn.attention import aggregate, edge_softmax
-from recsys_ref.graph.adjacency import bipartite_edge_index, normalized_adjacency
+from recsys_ref.graph.adjacency import bipartite_edge_index, degree_scale, normalized_adjacency
 from recsys_ref.models.embedding import EmbeddingRecommender
+from recsys_ref.nn.attention import aggregate, edge_softmax
+from recsys_ref.nn.edge_scorer import EdgeScorer
+from recsys_ref.nn.fused_losses import embedding_l2
+from recsys_ref.train.trainer import Phase, Trainer
 
 __all__ = ["GATRecModule", "GATRecommender", "ATTENTIONS"]
 
 ATTENTIONS = ("dot", "gat", "gatv2")
-
-
-class _Scorer(nn.Module):
-    """Edge scores :math:`e_{ij}` ``(E, H)`` of one layer from its input ``(N, d)``."""
-
-    def __init__(self, kind: str, embed_dim: int, heads: int, negative_slope: float, init_std: float):
-        super().__init__()
-        self.kind, self.heads, self.head_dim = kind, heads, embed_dim // heads
-        self.negative_slope, self.init_std = negative_slope, init_std
-        d = embed_dim
-        if kind == "dot":
-            self.W_q = nn.Linear(d, d, bias=False)
-            self.W_k = nn.Linear(d, d, bias=False)
-        elif kind == "gat":
-            self.W = nn.Linear(d, d, bias=False)
-            self.att_src = nn.Parameter(torch.empty(heads, self.head_dim))
-            self.att_dst = nn.Parameter(torch.empty(heads, self.head_dim))
-        else:
-            self.W_src = nn.Linear(d, d, bias=False)
-            self.W_dst = nn.Linear(d, d, bias=False)
-            self.att = nn.Parameter(torch.empty(heads, self.head_dim))
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        # projections random, the last factor of each score zero: every e_ij is 0 at the
-        # start (uniform attention, i.e. exactly LightGCN) but its gradient is not
-        zero = {"dot": ("W_q",), "gat": ("att_src", "att_dst"), "gatv2": ("att",)}[self.kind]
-        for name, p in self.named_parameters():
-            if name.split(".")[0] in zero:
-                nn.init.zeros_(p)
-            else:
-                nn.init.normal_(p, std=self.init_std)
-
-    def forward(self, h: torch.Tensor, src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
-        n, H, C = h.size(0), self.heads, self.head_dim
-        if self.kind == "dot":
-            q = self.W_q(h).view(n, H, C)
-            k = self.W_k(h).view(n, H, C)
-            return (q[dst] * k[src]).sum(-1) / math.sqrt(C)                       # (E, H)
-        if self.kind == "gat":
-            wh = self.W(h).view(n, H, C)
-            s_src, s_dst = (wh * self.att_src).sum(-1), (wh * self.att_dst).sum(-1)  # (N, H)
-            return F.leaky_relu(s_src[src] + s_dst[dst], self.negative_slope)
-        z = self.W_src(h).view(n, H, C)[src] + self.W_dst(h).view(n, H, C)[dst]   # (E, H, C)
-        return (F.leaky_relu(z, self.negative_slope) * self.att).sum(-1)
-
-    def __repr__(self) -> str:
-        return f"_Scorer({self.kind!r}, heads={self.heads}, head_dim={self.head_dim})"
 
 
 class GATRecModule(nn.Module):
@@ -159,14 +114,14 @@ class GATRecModule(nn.Module):
         self.attend = True
         self.embedding = nn.Embedding(n, embed_dim)
         self.scorers = nn.ModuleList(
-            _Scorer(attention, embed_dim, heads, negative_slope, att_init_std) for _ in range(num_layers))
+            EdgeScorer(attention, embed_dim, heads, negative_slope, att_init_std)
+            for _ in range(num_layers))
         self.values = nn.ModuleList(
-            nn.Linear(embed_dim, embed_dim, bias=False) for _ in range(num_layers if value_transform else 0))
+            nn.Linear(embed_dim, embed_dim, bias=False)
+            for _ in range(num_layers if value_transform else 0))
         edge_index = edge_index.long()
         self.register_buffer("edge_index", edge_index)
-        deg = torch.bincount(edge_index[1], minlength=n).clamp(min=1).float()
-        src, dst = edge_index
-        self.register_buffer("edge_scale", (deg[dst] / deg[src]).sqrt().unsqueeze(-1))  # (E, 1)
+        self.register_buffer("edge_scale", degree_scale(edge_index, n))
         self.register_buffer("norm_adj", normalized_adjacency(edge_index, n))
         self._alphas: list[torch.Tensor] = []
         self.reset_parameters()
@@ -178,33 +133,53 @@ class GATRecModule(nn.Module):
         for v in self.values:
             nn.init.eye_(v.weight)
 
-    def layer(self, h: torch.Tensor, l: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Attention layer ``l``: ``(h' (N, d), alpha (E, H))`` for input ``h`` ``(N, d)``."""
-        src, dst = self.edge_index
+    def _graph(self, edge_index: torch.Tensor | None):
+        """``(edge_index, edge_scale, norm_adj)`` of the given graph (default: the stored
+        training graph)."""
+        if edge_index is None:
+            return self.edge_index, self.edge_scale, self.norm_adj
+        n = self.num_users + self.num_items
+        edge_index = edge_index.long()
+        return edge_index, degree_scale(edge_index, n), normalized_adjacency(edge_index, n)
+
+    def layer(self, h: torch.Tensor, l: int, edge_index: torch.Tensor | None = None,
+              scale: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Attention layer ``l``: ``(h' (N, d), alpha (E, H))`` for input ``h`` ``(N, d)``
+        over ``edge_index`` ``(2, E)`` with its ``scale`` :math:`\\sqrt{d_i/d_j}` ``(E, 1)``
+        (default: the training graph)."""
+        if edge_index is None:
+            edge_index, scale = self.edge_index, self.edge_scale
+        elif scale is None:
+            scale = degree_scale(edge_index, self.num_users + self.num_items)
+        src, dst = edge_index
         n, H = h.size(0), self.heads
         alpha = edge_softmax(self.scorers[l](h, src, dst), dst, n)        # (E, H)
-        weight = alpha * self.edge_scale if self.degree_norm == "symmetric" else alpha
+        weight = alpha * scale if self.degree_norm == "symmetric" else alpha
         weight = F.dropout(weight, p=self.att_dropout, training=self.training)
         v = self.values[l](h) if self.value_transform else h
         out = aggregate(v.view(n, H, -1)[src], weight, dst, n)             # (N, H, d/H)
         return out.reshape(n, -1), alpha
 
-    def layers(self) -> list[torch.Tensor]:
-        """:math:`[\\mathbf{E}^{(0)}, \\dots, \\mathbf{E}^{(L)}]`, each ``(N, d)``."""
+    def layers(self, edge_index: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """:math:`[\\mathbf{E}^{(0)}, \\dots, \\mathbf{E}^{(L)}]`, each ``(N, d)``, over
+        ``edge_index`` (default: the training graph)."""
+        edge_index, scale, norm_adj = self._graph(edge_index)
         h = self.embedding.weight
         out, alphas = [h], []
         for l in range(self.num_layers):
             if self.attend:
-                h, alpha = self.layer(h, l)
+                h, alpha = self.layer(h, l, edge_index, scale)
                 alphas.append(alpha.detach())
             else:
-                h = torch.sparse.mm(self.norm_adj, h)
+                h = torch.sparse.mm(norm_adj, h)
             out.append(h)
         self._alphas = alphas
         return out
 
-    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
-        e = torch.stack(self.layers()).mean(0)
+    def forward(self, edge_index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(user_emb (U, d), item_emb (I, d))``, the layer mean over ``edge_index``
+        ``(2, E)`` (default: the training graph given at construction)."""
+        e = torch.stack(self.layers(edge_index)).mean(0)
         return e[: self.num_users], e[self.num_users:]
 
     @torch.no_grad()
@@ -217,11 +192,9 @@ class GATRecModule(nn.Module):
         return list(self._alphas)
 
     def reg_loss(self, users, pos, neg) -> torch.Tensor:
-        w = self.embedding.weight
-        terms = [w[users].pow(2).sum(), w[self.num_users + pos].pow(2).sum()]
-        if neg is not None:
-            terms.append(w[self.num_users + neg].pow(2).sum())
-        return sum(terms) / (2 * len(users))
+        """L2 of the batch's ID embeddings over :math:`2B`
+        (:func:`~recsys_ref.nn.fused_losses.embedding_l2`, as in LightGCN)."""
+        return embedding_l2(self.embedding.weight, users, pos, neg, self.num_users)
 
     def __repr__(self) -> str:
         return (f"GATRecModule({self.num_users}+{self.num_items}, {self.embed_dim}, "
@@ -265,7 +238,8 @@ class GATRecommender(EmbeddingRecommender):
             ``num_epochs`` counts the attention phase.
 
     Attributes:
-        pretrain_history: :class:`~recsys_ref.train.loop.History` of the first phase (or ``None``).
+        pretrain_history: :class:`~recsys_ref.train.trainer.History` of the first phase
+            (or ``None``).
         attention_kept: whether the fitted model uses the learned attention.
         pretrained_embedding: ``(U+I, d)`` ID embeddings at the end of the first phase, i.e.
             a LightGCN with ``num_layers`` layers trained under the same protocol (or ``None``).
@@ -314,33 +288,49 @@ class GATRecommender(EmbeddingRecommender):
 
     def fit(self, train: pd.DataFrame, num_users: int, num_items: int,
             valid: pd.DataFrame | None = None) -> "GATRecommender":
-        """Phase 1 (``pretrain_epochs``): uniform attention; phase 2 (``num_epochs``): attention."""
+        """Phase ``"uniform"`` (``pretrain_epochs``): uniform attention; phase
+        ``"attention"`` (``num_epochs``): attention. The two phases are
+        :class:`~recsys_ref.train.trainer.Phase` s of one
+        :class:`~recsys_ref.train.trainer.Trainer`, each re-seeded with its own early
+        stopping and best-state restore."""
         self.pretrain_history, self._pretrained, self.pretrained_embedding = None, None, None
-        if self.pretrain_epochs > 0 and self.num_layers > 0:
-            main = self.num_epochs, self.lr, self.batch_size
-            self.num_epochs, self._uniform = self.pretrain_epochs, True
-            self.lr = self.pretrain_lr or self.lr
-            self.batch_size = self.pretrain_batch_size or self.batch_size
-            try:
-                super().fit(train, num_users, num_items, valid)
-            finally:
-                (self.num_epochs, self.lr, self.batch_size), self._uniform = main, False
-            self.pretrain_history, self.pretrain_epoch_seconds = self.history, self.epoch_seconds
-            self.pretrained_embedding = self.module.embedding.weight.detach().cpu().clone()
-            phase1_state = copy.deepcopy(self.module.state_dict())
-            self._pretrained = self.module
-            super().fit(train, num_users, num_items, valid)
-            self.module.embedding.weight.requires_grad_(True)
-            # uniform attention is a point of the model (zero queries): keep it when learned
-            # attention does not beat it on validation
-            self.phase_states = {"uniform": phase1_state,
-                                 "attention": copy.deepcopy(self.module.state_dict())}
-            phase1, phase2 = self.pretrain_history.best_score, self.history.best_score
-            self.attention_kept = phase1 is None or phase2 is None or phase2 > phase1
-            self.use_phase("attention" if self.attention_kept else "uniform")
-            return self
-        self.attention_kept = True
-        return super().fit(train, num_users, num_items, valid)
+        self._uniform, self.phase_states = False, None
+        self._store_train(train, num_users, num_items)
+        self.train_df = train
+        trainer = Trainer(self.trainer_config(), self.callbacks)
+        evaluate = self._validator(train, valid)
+        if not (self.pretrain_epochs > 0 and self.num_layers > 0):
+            self.attention_kept = True
+            self.history = trainer.fit(self, evaluate)
+            return self._finish_fit()
+        first = {"lr": self.pretrain_lr or self.lr,
+                 "batch_size": self.pretrain_batch_size or self.batch_size}
+        phases = [Phase("uniform", self.pretrain_epochs, self._start_uniform, first),
+                  Phase("attention", self.num_epochs, self._start_attention)]
+        histories = trainer.fit_phases(self, phases, evaluate)
+        self.pretrain_history, self.history = histories["uniform"], histories["attention"]
+        times = self.pretrain_history.epoch_seconds
+        self.pretrain_epoch_seconds = float(np.median(times)) if times else None
+        self._finish_fit()
+        self.module.embedding.weight.requires_grad_(True)
+        # uniform attention is a point of the model (zero queries): keep it when learned
+        # attention does not beat it on validation
+        self.phase_states = {"uniform": self._phase1_state,
+                             "attention": copy.deepcopy(self.module.state_dict())}
+        phase1, phase2 = self.pretrain_history.best_score, self.history.best_score
+        self.attention_kept = phase1 is None or phase2 is None or phase2 > phase1
+        self.use_phase("attention" if self.attention_kept else "uniform")
+        return self
+
+    def _start_uniform(self, _model) -> None:
+        self._uniform = True
+
+    def _start_attention(self, _model) -> None:
+        """Between the phases: keep the first phase's weights, switch attention on."""
+        self._uniform = False
+        self.pretrained_embedding = self.module.embedding.weight.detach().cpu().clone()
+        self._phase1_state = copy.deepcopy(self.module.state_dict())
+        self._pretrained = self.module
 
     def use_phase(self, phase: str) -> "GATRecommender":
         """Load the weights at the end of phase ``"uniform"`` or ``"attention"`` (after a

@@ -16,7 +16,7 @@ It is the baseline that NGCF extends with affinity messages and LightGCN strips 
 :math:`W` and :math:`\sigma`.
 
 Shapes:
-    - ``forward()`` -> ``(U, d (L+1))``, ``(I, d (L+1))``
+    - ``forward(norm_adj=None)`` -> ``(U, d (L+1))``, ``(I, d (L+1))``
 
 Used in: ``chapters/06_graph_convolution``.
 """
@@ -28,7 +28,8 @@ from torch import nn
 
 from recsys_ref.graph.adjacency import bipartite_edge_index
 from recsys_ref.nn.gcn import SparseGCNLayer, gcn_norm_sparse
-from recsys_ref.models.embedding import EmbeddingRecommender, batch_rows, rows_l2
+from recsys_ref.models.embedding import EmbeddingRecommender
+from recsys_ref.nn.fused_losses import embedding_l2
 
 __all__ = ["GCNModule", "GCN"]
 
@@ -69,20 +70,23 @@ class GCNModule(nn.Module):
         for layer in self.layers:
             layer.reset_parameters()
 
-    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, norm_adj: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(user_emb, item_emb)`` over ``norm_adj``, the sparse :math:`\\hat D^{-1/2}
+        (A + I) \\hat D^{-1/2}` ``(U+I, U+I)`` of any graph on these nodes (default: the
+        training graph given at construction)."""
+        adj = self.norm_adj if norm_adj is None else norm_adj
         h = self.embedding.weight                           # (N, d)
         outs = [h]
         for layer in self.layers:
-            h = F.dropout(layer(h, self.norm_adj), self.dropout, self.training)   # (N, d)
+            h = F.dropout(layer(h, adj), self.dropout, self.training)   # (N, d)
             outs.append(F.normalize(h, dim=1))
         e = torch.cat(outs, dim=1)                          # (N, d (L+1))
         return e[: self.num_users], e[self.num_users:]
 
     def reg_loss(self, users, pos, neg) -> torch.Tensor:
         """L2 of the batch's layer-0 embeddings over :math:`2B`
-        (:func:`~recsys_ref.models.embedding.rows_l2`, as in LightGCN)."""
-        return rows_l2(self.embedding.weight, *batch_rows(users, pos, neg, self.num_users),
-                       batch=len(users))
+        (:func:`~recsys_ref.nn.fused_losses.embedding_l2`, as in LightGCN)."""
+        return embedding_l2(self.embedding.weight, users, pos, neg, self.num_users)
 
     def __repr__(self) -> str:
         return (f"GCNModule({self.num_users}+{self.num_items}, {self.embedding.embedding_dim}, "

@@ -15,8 +15,9 @@ with the *mean* aggregator :math:`\mathrm{AGG} = \frac{1}{|S(v)|}\sum_{u} \mathb
 or the *pool* aggregator :math:`\mathrm{AGG} = \max_u \mathrm{ReLU}(\mathbf{W}_p
 \mathbf{h}_u + \mathbf{b}_p)` (element-wise max). PyG's ``SAGEConv(aggr="mean")`` and
 ``SAGEConv(aggr="max", project=True)`` are exactly these two (``lin_r`` is
-:math:`\mathbf{W}_1`, ``lin_l`` is :math:`\mathbf{W}_2` with the bias); :class:`SAGELayer`
-writes them out by hand and the tests check the two agree.
+:math:`\mathbf{W}_1`, ``lin_l`` is :math:`\mathbf{W}_2` with the bias);
+:class:`~recsys_ref.nn.sage.SAGELayer` writes them out by hand and the tests check the two
+agree.
 
 The recommender runs an :math:`L`-layer GraphSAGE on the user–item graph
 (:mod:`recsys_ref.graph.adjacency`: users ``0..U-1``, items ``U..U+I-1``). A node's input is the sum
@@ -36,13 +37,12 @@ retraining (:meth:`GraphSAGE.score_new_users`).
 
 Shapes:
     - user features ``(U, F_u)``, item features ``(I, F_i)``
-    - ``forward()`` -> ``(U, d)``, ``(I, d)``; ``forward_sampled(sub)`` -> ``(B, d)``
+    - ``forward()`` -> ``(U, d)``, ``(I, d)``; ``forward(edge_index)`` -> ``(N, d)``;
+      ``forward(sub)`` = ``forward_sampled(sub)`` -> ``(B, d)``
 
 Used in: ``chapters/07_graphsage_sampling``.
 """
 from __future__ import annotations
-
-import time
 
 import numpy as np
 import pandas as pd
@@ -52,8 +52,9 @@ from torch import nn
 from torch_geometric.nn import SAGEConv
 
 from recsys_ref.graph.adjacency import bipartite_edge_index
-from recsys_ref.nn.losses import NegativeSampler, bpr_loss, l2_penalty
+from recsys_ref.nn.losses import bpr_loss, l2_penalty
 from recsys_ref.graph.neighbor_sampling import SampledSubgraph, make_neighbor_sampler
+from recsys_ref.nn.sage import SAGELayer
 from recsys_ref.models.embedding import EmbeddingRecommender
 
 __all__ = ["SAGELayer", "GraphSAGEModule", "GraphSAGE", "movielens_features"]
@@ -90,50 +91,6 @@ def movielens_features(ml) -> tuple[np.ndarray, np.ndarray, list[str], list[str]
     year_df["year unknown"] = year.isna().astype(float)
     item_df = pd.concat([genres, year_df], axis=1).astype(np.float32)
     return (user_df.to_numpy(), item_df.to_numpy(), list(user_df.columns), list(item_df.columns))
-
-
-class SAGELayer(nn.Module):
-    r"""GraphSAGE layer written out by hand (mean or pool aggregator), the reference the
-    chapter builds and the tests compare with PyG's ``SAGEConv``.
-
-    ``out = lin_root(h_v) + lin_neigh(AGG(h_u : u -> v))``; ``aggr="pool"`` first maps
-    every neighbour through ``ReLU(pool(h_u))`` and takes the element-wise max. Nodes
-    without neighbours aggregate to zero (as in PyG).
-
-    Args:
-        in_dim, out_dim: feature sizes.
-        aggr: ``"mean"`` or ``"pool"``.
-    """
-
-    def __init__(self, in_dim: int, out_dim: int, aggr: str = "mean"):
-        super().__init__()
-        if aggr not in ("mean", "pool"):
-            raise ValueError(f"aggr must be 'mean' or 'pool', got {aggr!r}")
-        self.aggr = aggr
-        self.pool = nn.Linear(in_dim, in_dim) if aggr == "pool" else None
-        self.lin_neigh = nn.Linear(in_dim, out_dim, bias=True)
-        self.lin_root = nn.Linear(in_dim, out_dim, bias=False)
-
-    def forward(self, x: torch.Tensor, edge_index: torch.Tensor,
-                num_dst: int | None = None) -> torch.Tensor:
-        """``x`` ``(N_src, in)``; edges ``src -> dst`` with ``dst < num_dst`` (default all);
-        returns ``(num_dst, out)``."""
-        num_dst = x.shape[0] if num_dst is None else num_dst
-        src, dst = edge_index
-        msg = x[src]                                                   # (E, in)
-        if self.aggr == "pool":
-            msg = F.relu(self.pool(msg))
-            agg = torch.full((num_dst, x.shape[1]), float("-inf"), dtype=x.dtype)
-            agg = agg.scatter_reduce(0, dst.unsqueeze(1).expand_as(msg), msg, reduce="amax")
-            agg = torch.where(torch.isinf(agg), torch.zeros_like(agg), agg)
-        else:
-            total = torch.zeros(num_dst, x.shape[1], dtype=x.dtype).index_add_(0, dst, msg)
-            count = torch.bincount(dst, minlength=num_dst).clamp(min=1).unsqueeze(1)
-            agg = total / count                                        # (num_dst, in)
-        return self.lin_neigh(agg) + self.lin_root(x[:num_dst])
-
-    def __repr__(self) -> str:
-        return f"SAGELayer({self.lin_root.in_features}, {self.lin_root.out_features}, aggr={self.aggr})"
 
 
 class GraphSAGEModule(nn.Module):
@@ -243,21 +200,40 @@ class GraphSAGEModule(nn.Module):
             x = self._act(x, layer == L - 1)
         return x
 
-    def forward_full(self, edge_index: torch.Tensor, num_nodes: int,
-                     new_user_x: torch.Tensor | None = None) -> torch.Tensor:
-        """Every node's embedding ``(num_nodes, d)`` by exact full-graph propagation."""
-        x = self.encode(torch.arange(num_nodes, device=edge_index.device), new_user_x)
+    def forward(self, graph: torch.Tensor | SampledSubgraph | None = None,
+                new_user_x: torch.Tensor | None = None):
+        """The one entry point, whatever the graph (PyG's "the graph is an argument"):
+
+        * ``None``: the training graph; returns ``(user_emb (U, d), item_emb (I, d))``;
+        * an ``edge_index`` ``(2, E)`` over ``U + I + n_new`` nodes (new users
+          ``U+I..``, embedded from the rows of ``new_user_x`` ``(n_new, F_u)``): exact
+          full-graph propagation, every node's embedding ``(U + I + n_new, d)``;
+        * a :class:`~recsys_ref.graph.neighbor_sampling.SampledSubgraph`: the embeddings
+          of its seeds ``(batch_size, d)`` (:meth:`forward_sampled`).
+        """
+        if isinstance(graph, SampledSubgraph):
+            return self.forward_sampled(graph)
+        if graph is None:
+            z = self.forward(self.edge_index)
+            return z[: self.num_users], z[self.num_users:]
+        num_nodes = self.num_users + self.num_items + (0 if new_user_x is None else len(new_user_x))
+        x = self.encode(torch.arange(num_nodes, device=graph.device), new_user_x)
         for layer, conv in enumerate(self.convs):
-            x = self._act(conv(x, edge_index), layer == self.num_layers - 1)
+            x = self._act(conv(x, graph), layer == self.num_layers - 1)
         return x
 
-    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
-        z = self.forward_full(self.edge_index, self.num_users + self.num_items)
-        return z[: self.num_users], z[self.num_users:]
+    def forward_full(self, edge_index: torch.Tensor, num_nodes: int,
+                     new_user_x: torch.Tensor | None = None) -> torch.Tensor:
+        """Deprecated: ``forward(edge_index, new_user_x)`` (kept until chapter 7 calls it)."""
+        expected = self.num_users + self.num_items + (0 if new_user_x is None else len(new_user_x))
+        if num_nodes != expected:
+            raise ValueError(f"num_nodes={num_nodes}, but the model and new_user_x give {expected}")
+        return self.forward(edge_index, new_user_x)
 
     def __repr__(self) -> str:
-        inputs = [n for n, m in (("user_id", self.user_emb), ("item_id", self.item_emb),
-                                 ("user_x", self.user_proj), ("item_x", self.item_proj)) if m is not None]
+        parts = (("user_id", self.user_emb), ("item_id", self.item_emb),
+                 ("user_x", self.user_proj), ("item_x", self.item_proj))
+        inputs = [n for n, m in parts if m is not None]
         return (f"GraphSAGEModule({self.num_users}+{self.num_items}, {self.embed_dim}, "
                 f"num_layers={self.num_layers}, aggr={self.aggr}, inputs={inputs})")
 
@@ -277,24 +253,27 @@ class GraphSAGE(EmbeddingRecommender):
         sampler_backend: ``"auto"`` (PyG's sampler when importable), ``"pyg"`` or
             ``"recsys_ref"``.
         **kwargs: training options of :class:`~recsys_ref.models.embedding.EmbeddingRecommender`
-            (``embed_dim=64, lr=1e-3, reg=1e-4, num_epochs=100, batch_size=2048, num_neg=1,
-            eval_every=5, patience=5, seed=0``...). ``reg`` weighs the L2 norm of the
+            (``embed_dim=64, lr=1e-3, reg=1e-4, num_neg=1, patience=5, seed=0``..., and here
+            ``batch_size=1024, num_epochs=16, eval_every=2``, chapter 7's run). ``reg``
+            weighs the L2 norm of the
             batch's output embeddings. Only ``loss="bpr"`` is supported.
     """
 
     name = "graphsage"
+    #: chapter 7's run: batch 1024, at most 16 epochs, validation every 2
+    defaults = dict(batch_size=1024, num_epochs=16, eval_every=2)
 
     def __init__(self, num_layers: int = 2, fanouts=(10, 5), aggr: str = "mean",
                  user_features: np.ndarray | None = None, item_features: np.ndarray | None = None,
                  use_user_id: bool = True, use_item_id: bool = True, dropout: float = 0.0,
                  sampler_backend: str = "auto", **kwargs):
-        kwargs.setdefault("batch_size", 1024)
-        super().__init__(**kwargs)
+        super().__init__(**{**self.defaults, **kwargs})
         if self.loss != "bpr":
             raise ValueError("GraphSAGE here trains with BPR only (loss='bpr')")
         fanouts = [int(k) for k in (fanouts if not isinstance(fanouts, int) else [fanouts])]
         if len(fanouts) != num_layers:
-            raise ValueError(f"give one fan-out per layer: num_layers={num_layers}, fanouts={fanouts}")
+            raise ValueError(f"give one fan-out per layer: num_layers={num_layers}, "
+                             f"fanouts={fanouts}")
         if any(k <= 0 for k in fanouts):
             raise ValueError(f"fan-outs must be positive, got {fanouts}")
         if aggr not in ("mean", "pool"):
@@ -311,64 +290,56 @@ class GraphSAGE(EmbeddingRecommender):
         ux = None if self.user_features is None else torch.as_tensor(np.asarray(self.user_features))
         ix = None if self.item_features is None else torch.as_tensor(np.asarray(self.item_features))
         if ux is not None and ux.shape[0] != self.num_users:
-            raise ValueError(f"user_features has {ux.shape[0]} rows, expected num_users={self.num_users}")
+            raise ValueError(f"user_features has {ux.shape[0]} rows, expected "
+                             f"num_users={self.num_users}")
         if ix is not None and ix.shape[0] != self.num_items:
-            raise ValueError(f"item_features has {ix.shape[0]} rows, expected num_items={self.num_items}")
+            raise ValueError(f"item_features has {ix.shape[0]} rows, expected "
+                             f"num_items={self.num_items}")
         return GraphSAGEModule(self.num_users, self.num_items, self.embed_dim, self.num_layers,
                                self.edge_index, self.aggr, ux, ix, self.use_user_id,
                                self.use_item_id, self.dropout)
 
-    def fit(self, train: pd.DataFrame, num_users: int, num_items: int,
-            valid: pd.DataFrame | None = None) -> "GraphSAGE":
-        mat = self._store_train(train, num_users, num_items)
-        self.train_df = train
-        torch.manual_seed(self.seed)
-        self.module = self.build().to(self.device)
-        self.sampler = make_neighbor_sampler(self.edge_index, num_users + num_items, self.fanouts,
-                                             seed=self.seed, backend=self.sampler_backend)
-        opt = torch.optim.Adam(self.module.parameters(), lr=self.lr)
-        neg_sampler = NegativeSampler(mat, seed=self.seed)
-        coo = mat.tocoo()
-        pairs_u = torch.as_tensor(coo.row, dtype=torch.long)
-        pairs_i = torch.as_tensor(coo.col, dtype=torch.long)
-        gen = torch.Generator().manual_seed(self.seed)
-        times: list[float] = []
+    def setup(self, trainer) -> None:
+        """The parent's setup (module, negative sampler, pairs, generator) plus the
+        neighbour sampler."""
+        super().setup(trainer)
+        self.sampler = make_neighbor_sampler(self.edge_index, self.num_users + self.num_items,
+                                             self.fanouts, seed=self.seed,
+                                             backend=self.sampler_backend)
         self.batch_stats = []
 
-        def step(epoch: int) -> float:
-            t0 = time.perf_counter()
-            self.module.train()
-            self._cache = None
-            perm = torch.randperm(len(pairs_u), generator=gen)
-            total, n = 0.0, 0
-            for start in range(0, len(perm), self.batch_size):
-                idx = perm[start:start + self.batch_size]
-                users, pos = pairs_u[idx], pairs_i[idx]
-                neg = neg_sampler(users.numpy(), self.num_neg)            # (B, n)
-                nodes = torch.cat([users, pos + num_users, neg.view(-1) + num_users])
-                seeds, inv = torch.unique(nodes, return_inverse=True)
-                sub = self.sampler(seeds)
-                if epoch == 0:
-                    self.batch_stats.append((sub.num_nodes, sub.num_edges))
-                sub = sub.to(self.device)
-                z = self.module.forward_sampled(sub)[inv.to(self.device)]   # (3B.., d)
-                B = len(idx)
-                u, p, q = z[:B], z[B:2 * B], z[2 * B:].view(B, -1, z.shape[1])
-                loss = bpr_loss((u * p).sum(-1), torch.einsum("bd,bnd->bn", u, q))
-                if self.reg > 0:
-                    loss = loss + self.reg * l2_penalty(u, p, q.reshape(-1, z.shape[1]))
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * B
-                n += B
-            times.append(time.perf_counter() - t0)
-            return total / n
+    def configure_optimizer(self, config) -> torch.optim.Optimizer:
+        """Adam (the unfused implementation) with ``lr = config.lr``."""
+        return torch.optim.Adam(self.module.parameters(), lr=config.lr)
 
-        return self._run_epochs(step, times, train, valid)
+    def epoch_data(self, epoch: int) -> tuple[torch.Tensor]:
+        """A random order of the training pairs, ``(E,)`` (negatives are drawn per batch)."""
+        self._cache, self._epoch = None, epoch
+        return (torch.randperm(len(self._pairs[0]), generator=self._gen),)
+
+    def calculate_loss(self, batch: tuple[torch.Tensor]) -> torch.Tensor:
+        """BPR (+ ``reg`` times the L2 of the batch's output embeddings) on the embeddings
+        of the batch's users, positives and negatives computed on their sampled subgraph."""
+        idx = batch[0]
+        users, pos = self._pairs[0][idx], self._pairs[1][idx]
+        neg = self._sampler(users.numpy(), self.num_neg)                  # (B, n)
+        nodes = torch.cat([users, pos + self.num_users, neg.view(-1) + self.num_users])
+        seeds, inv = torch.unique(nodes, return_inverse=True)
+        sub = self.sampler(seeds)
+        if self._epoch == 0:
+            self.batch_stats.append((sub.num_nodes, sub.num_edges))
+        sub = sub.to(self.device)
+        z = self.module.forward_sampled(sub)[inv.to(self.device)]        # (B(2+n), d)
+        B = len(idx)
+        u, p, q = z[:B], z[B:2 * B], z[2 * B:].view(B, -1, z.shape[1])
+        loss = bpr_loss((u * p).sum(-1), torch.einsum("bd,bnd->bn", u, q))
+        if self.reg > 0:
+            loss = loss + self.reg * l2_penalty(u, p, q.reshape(-1, z.shape[1]))
+        return loss
 
     @torch.no_grad()
-    def score_new_users(self, user_features: np.ndarray, interactions: pd.DataFrame) -> torch.Tensor:
+    def score_new_users(self, user_features: np.ndarray,
+                        interactions: pd.DataFrame) -> torch.Tensor:
         """Scores ``(n_new, num_items)`` for users unseen in training, without retraining.
 
         Each new user becomes a node with its side features and an edge (both directions)
@@ -399,11 +370,12 @@ class GraphSAGE(EmbeddingRecommender):
         edge_index = torch.cat([self.edge_index, torch.stack([new_nodes, items]),
                                 torch.stack([items, new_nodes])], 1).to(self.device)
         self.module.eval()
-        z = self.module.forward_full(edge_index, U + I + n_new, x_new.to(self.device))
+        z = self.module(edge_index, x_new.to(self.device))
         return (z[U + I:] @ z[U:U + I].T).cpu()
 
     def __repr__(self) -> str:
-        inputs = "+".join(n for n, on in (("user_id", self.use_user_id), ("item_id", self.use_item_id),
+        inputs = "+".join(n for n, on in (("user_id", self.use_user_id),
+                                          ("item_id", self.use_item_id),
                                           ("user_x", self.user_features is not None),
                                           ("item_x", self.item_features is not None)) if on)
         return (f"GraphSAGE({self.num_users}+{self.num_items}, {self.embed_dim}, "

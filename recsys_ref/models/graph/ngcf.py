@@ -21,7 +21,8 @@ LightGCN (:mod:`recsys_ref.models.graph.lightgcn`).
 
 Shapes:
     - ``NGCFLayer``: ``x (N, F_in)``, sparse ``adj (N, N)`` -> ``(N, F_out)``
-    - ``NGCFModule.forward()`` -> ``(U, d + sum(layer_dims))``, ``(I, d + sum(layer_dims))``
+    - ``NGCFModule.forward(norm_adj=None)`` -> ``(U, d + sum(layer_dims))``,
+      ``(I, d + sum(layer_dims))``
 
 Used in: ``chapters/06_graph_convolution``.
 """
@@ -35,9 +36,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from recsys_ref.graph.adjacency import bipartite_edge_index, normalized_adjacency
-from recsys_ref.train.loop import torch_threads
-from recsys_ref.models.embedding import EmbeddingRecommender, batch_rows, rows_l2
-from recsys_ref.models.graph.lightgcn import spmm, to_csr
+from recsys_ref.graph.sparse import CSRBuffers, spmm
+from recsys_ref.models.embedding import EmbeddingRecommender
+from recsys_ref.nn.fused_losses import embedding_l2
 
 __all__ = ["NGCFLayer", "NGCFModule", "NGCF"]
 
@@ -51,7 +52,8 @@ class NGCFLayer(nn.Module):
         dropout: message dropout on the output during training (default 0).
     """
 
-    def __init__(self, in_dim: int, out_dim: int, negative_slope: float = 0.2, dropout: float = 0.0):
+    def __init__(self, in_dim: int, out_dim: int, negative_slope: float = 0.2,
+                 dropout: float = 0.0):
         super().__init__()
         if in_dim < 1 or out_dim < 1:
             raise ValueError(f"in_dim and out_dim must be positive, got {in_dim}, {out_dim}")
@@ -69,7 +71,8 @@ class NGCFLayer(nn.Module):
             nn.init.xavier_uniform_(lin.weight)
             nn.init.zeros_(lin.bias)
 
-    def forward(self, x: torch.Tensor, adj: torch.Tensor, adj_t: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, adj: torch.Tensor,
+                adj_t: torch.Tensor | None = None) -> torch.Tensor:
         """``x (N, F_in)``, ``adj`` the sparse :math:`\\tilde A` (CSR preferred; COO works)."""
         if x.dim() != 2 or x.shape[1] != self.in_dim:
             raise ValueError(f"x must have shape (N, {self.in_dim}), got {tuple(x.shape)}")
@@ -108,18 +111,15 @@ class NGCFModule(nn.Module):
         self.embed_dim, self.layer_dims, self.init_std = embed_dim, tuple(layer_dims), init_std
         self.embedding = nn.Embedding(n, embed_dim)
         dims = (embed_dim, *self.layer_dims)
-        self.layers = nn.ModuleList(NGCFLayer(a, b, dropout=dropout) for a, b in zip(dims[:-1], dims[1:]))
-        adj = to_csr(norm_adj.detach())
-        self.register_buffer("adj_crow", adj.crow_indices(), persistent=False)
-        self.register_buffer("adj_col", adj.col_indices(), persistent=False)
-        self.register_buffer("adj_val", adj.values(), persistent=False)
+        self.layers = nn.ModuleList(NGCFLayer(a, b, dropout=dropout)
+                                    for a, b in zip(dims[:-1], dims[1:]))
+        self.graph = CSRBuffers(norm_adj, symmetric=True)
         self.reset_parameters()
 
     @property
     def norm_adj(self) -> torch.Tensor:
-        n = self.num_users + self.num_items
-        return torch.sparse_csr_tensor(self.adj_crow, self.adj_col, self.adj_val, (n, n),
-                                       check_invariants=False)
+        """:math:`\\tilde A` as a sparse CSR ``(U+I, U+I)`` tensor."""
+        return self.graph()[0]
 
     def reset_parameters(self) -> None:
         if self.init_std is None:
@@ -134,8 +134,10 @@ class NGCFModule(nn.Module):
     def out_dim(self) -> int:
         return self.embed_dim + sum(self.layer_dims)
 
-    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
-        adj = self.norm_adj
+    def forward(self, norm_adj: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(user_emb, item_emb)`` over ``norm_adj``, a sparse symmetric :math:`\\tilde A`
+        ``(U+I, U+I)`` of any graph on these nodes (default: the training graph)."""
+        adj = self.norm_adj if norm_adj is None else norm_adj
         h = self.embedding.weight                          # (N, d)
         outs = [h]
         for layer in self.layers:
@@ -146,9 +148,8 @@ class NGCFModule(nn.Module):
 
     def reg_loss(self, users, pos, neg) -> torch.Tensor:
         """L2 of the batch's layer-0 embeddings over :math:`2B`
-        (:func:`~recsys_ref.models.embedding.rows_l2`, as in LightGCN)."""
-        return rows_l2(self.embedding.weight, *batch_rows(users, pos, neg, self.num_users),
-                       batch=len(users))
+        (:func:`~recsys_ref.nn.fused_losses.embedding_l2`, as in LightGCN)."""
+        return embedding_l2(self.embedding.weight, users, pos, neg, self.num_users)
 
     def __repr__(self) -> str:
         return (f"NGCFModule({self.num_users}+{self.num_items}, {self.embed_dim}, "
@@ -164,38 +165,32 @@ class NGCF(EmbeddingRecommender):
         layer_dims: explicit output sizes, one per layer (overrides ``num_layers``).
         dropout: message dropout (default 0.1).
         init_std: layer-0 initialisation std (default None: Glorot-uniform).
-        num_threads: CPU threads while fitting (default None: PyTorch's setting).
-        **kwargs: training options of :class:`~recsys_ref.models.embedding.EmbeddingRecommender`.
+        **kwargs: training options of :class:`~recsys_ref.models.embedding.EmbeddingRecommender`;
+            the defaults differ in ``lr=5e-3, num_epochs=40, patience=4`` (chapter 6's run).
     """
 
     name = "ngcf"
+    #: chapter 6's NGCF: lr 5e-3, at most 40 epochs, patience 4
+    defaults = dict(lr=5e-3, num_epochs=40, patience=4)
 
     def __init__(self, num_layers: int = 3, layer_dims: Sequence[int] | None = None,
-                 dropout: float = 0.1, init_std: float | None = None,
-                 num_threads: int | None = None, **kwargs):
-        super().__init__(**kwargs)
+                 dropout: float = 0.1, init_std: float | None = None, **kwargs):
+        super().__init__(**{**self.defaults, **kwargs})
         if layer_dims is None:
             if num_layers < 0:
                 raise ValueError(f"num_layers must be >= 0, got {num_layers}")
             layer_dims = (self.embed_dim,) * num_layers
         if any(int(x) < 1 for x in layer_dims):
             raise ValueError(f"layer_dims must be positive, got {layer_dims}")
-        if num_threads is not None and num_threads < 1:
-            raise ValueError(f"num_threads must be >= 1 or None, got {num_threads}")
         self.layer_dims = tuple(int(x) for x in layer_dims)
         self.num_layers = len(self.layer_dims)
-        self.dropout, self.init_std, self.num_threads = dropout, init_std, num_threads
+        self.dropout, self.init_std = dropout, init_std
 
     def build(self) -> nn.Module:
         ei = bipartite_edge_index(self.train_df, self.num_users, self.num_items)
         adj = normalized_adjacency(ei, self.num_users + self.num_items)
         return NGCFModule(self.num_users, self.num_items, self.embed_dim, self.layer_dims, adj,
                           dropout=self.dropout, init_std=self.init_std)
-
-    def fit(self, train, num_users: int, num_items: int, valid=None) -> "NGCF":
-        """:meth:`EmbeddingRecommender.fit` with ``num_threads`` CPU threads when set."""
-        with torch_threads(self.num_threads):
-            return super().fit(train, num_users, num_items, valid=valid)
 
     def __repr__(self) -> str:
         return (f"NGCF({self.num_users}+{self.num_items}, {self.embed_dim}, "

@@ -9,7 +9,8 @@ negative-sampling objective of word2vec (Mikolov et al., 2013), exactly as
 .. math::
 
     \mathcal{L} = -\frac{1}{|P|}\sum_{(c,o) \in P} \log \sigma(\mathbf{z}_c^\top \mathbf{z}_o)
-                  -\frac{1}{|N|}\sum_{(c,n) \in N} \log\big(1 - \sigma(\mathbf{z}_c^\top \mathbf{z}_n)\big),
+                  -\frac{1}{|N|}\sum_{(c,n) \in N}
+                   \log\big(1 - \sigma(\mathbf{z}_c^\top \mathbf{z}_n)\big),
 
 :math:`P` the pairs from the walks, :math:`N` pairs of the same centres with uniformly
 drawn nodes (``num_neg`` per positive). A user and an item that co-occur in many
@@ -30,18 +31,17 @@ Used in: ``chapters/05_graph_embedding``.
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from recsys_ref.protocol.evaluate import evaluate_ranking
 from recsys_ref.graph.adjacency import bipartite_edge_index
-from recsys_ref.train.loop import History, get_device, train_loop
 from recsys_ref.graph.walks import RandomWalker, context_windows
 from recsys_ref.models.base import Recommender
+from recsys_ref.models.embedding import DotProductScores, ranking_validator
+from recsys_ref.train.runtime import get_device
+from recsys_ref.train.trainer import History, Trainer, TrainerConfig
 
 __all__ = ["SkipGramModule", "sgns_loss", "Node2Vec", "DeepWalk", "pyg_walks_available"]
 
@@ -109,7 +109,8 @@ class SkipGramModule(nn.Module):
             raise ValueError("walks_per_node and num_negative_samples must be >= 1")
         self.walker = RandomWalker(edge_index, num_nodes, p, q)
         self.num_nodes = self.walker.num_nodes
-        self.embedding_dim, self.walk_length, self.context_size = embedding_dim, walk_length, context_size
+        self.embedding_dim, self.walk_length = embedding_dim, walk_length
+        self.context_size = context_size
         self.walks_per_node, self.num_negative_samples = walks_per_node, num_negative_samples
         self.rng = np.random.default_rng(seed)
         self.init_std = init_std
@@ -130,7 +131,8 @@ class SkipGramModule(nn.Module):
 
     def neg_sample(self, batch: torch.Tensor) -> torch.Tensor:
         start = batch.repeat(self.walks_per_node * self.num_negative_samples)
-        rand = torch.from_numpy(self.rng.integers(0, self.num_nodes, (len(start), self.walk_length - 1)))
+        rand = torch.from_numpy(
+            self.rng.integers(0, self.num_nodes, (len(start), self.walk_length - 1)))
         return context_windows(torch.cat([start.view(-1, 1), rand], 1), self.context_size)
 
     def sample(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -146,18 +148,18 @@ class SkipGramModule(nn.Module):
                 f"q={self.walker.q:g})")
 
 
-class Node2Vec(Recommender):
+class Node2Vec(DotProductScores, Recommender):
     """node2vec recommender: embed users and items with biased walks, score by similarity.
 
     The defaults are the chapter's ML-100K settings (``python -m recsys_ref.cli.bench --model
-    node2vec`` trains its DeepWalk setting; ``--param p=4`` its node2vec one).
+    node2vec`` trains its node2vec setting, ``--model deepwalk`` its DeepWalk one).
 
     Args:
         embed_dim: :math:`d` (default 64).
         walk_length: nodes per walk (default 20).
         context_size: skip-gram window (default 5).
         walks_per_node: walks per node per epoch (default 5).
-        p, q: node2vec parameters (default 1, 1 = DeepWalk).
+        p, q: node2vec parameters (default 4 and 1, chapter 5's node2vec; 1, 1 is DeepWalk).
         num_neg: negative windows per positive window (default 1).
         num_epochs: passes over all nodes as walk starts (default 10).
         batch_size: start nodes per step (default 256).
@@ -178,7 +180,7 @@ class Node2Vec(Recommender):
     uses_validation = False
 
     def __init__(self, embed_dim: int = 64, walk_length: int = 20, context_size: int = 5,
-                 walks_per_node: int = 5, p: float = 1.0, q: float = 1.0, num_neg: int = 1,
+                 walks_per_node: int = 5, p: float = 4.0, q: float = 1.0, num_neg: int = 1,
                  num_epochs: int = 10, batch_size: int = 256, lr: float = 0.02,
                  init_std: float = 0.1, similarity: str = "dot", backend: str = "auto",
                  patience: int | None = None,
@@ -188,7 +190,8 @@ class Node2Vec(Recommender):
         if walk_length < 1:
             raise ValueError(f"walk_length must be >= 1, got {walk_length}")
         if not 2 <= context_size <= walk_length:
-            raise ValueError(f"need 2 <= context_size <= walk_length, got {context_size}, {walk_length}")
+            raise ValueError("need 2 <= context_size <= walk_length, got "
+                             f"{context_size}, {walk_length}")
         for name, val in (("p", p), ("q", q)):
             if not val > 0:
                 raise ValueError(f"{name} must be > 0, got {val}")
@@ -200,7 +203,8 @@ class Node2Vec(Recommender):
             raise ValueError("backend='pyg' needs pyg-lib (torch_geometric.typing.WITH_PYG_LIB); "
                              "use backend='recsys_ref'")
         self.embed_dim, self.walk_length, self.context_size = embed_dim, walk_length, context_size
-        self.walks_per_node, self.p, self.q, self.num_neg = walks_per_node, float(p), float(q), num_neg
+        self.walks_per_node, self.num_neg = walks_per_node, num_neg
+        self.p, self.q = float(p), float(q)
         self.num_epochs, self.batch_size, self.lr = num_epochs, batch_size, lr
         self.init_std = init_std
         self.similarity, self.backend, self.patience = similarity, backend, patience
@@ -225,42 +229,37 @@ class Node2Vec(Recommender):
 
     def fit(self, train: pd.DataFrame, num_users: int, num_items: int,
             valid: pd.DataFrame | None = None) -> "Node2Vec":
+        """Train with the :class:`~recsys_ref.train.trainer.Trainer`: each epoch starts
+        walks from every node once (in random order, ``batch_size`` start nodes per step);
+        with ``valid``, NDCG@10 after every epoch, early stopping and best-state restore."""
         self._store_train(train, num_users, num_items)
-        edge_index = bipartite_edge_index(train, num_users, num_items)
-        num_nodes = num_users + num_items
-        torch.manual_seed(self.seed)
-        self.module = self._build(edge_index, num_nodes).to(self.device)
-        opt = torch.optim.Adam(self.module.parameters(), lr=self.lr)
-        gen = torch.Generator().manual_seed(self.seed)
-        times: list[float] = []
-
-        def step(epoch: int) -> float:
-            t0 = time.perf_counter()
-            self.module.train()
-            perm = torch.randperm(num_nodes, generator=gen)
-            total, n = 0.0, 0
-            for s in range(0, num_nodes, self.batch_size):
-                pos_rw, neg_rw = self.module.sample(perm[s:s + self.batch_size])
-                loss = self.module.loss(pos_rw.to(self.device), neg_rw.to(self.device))
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * len(pos_rw)
-                n += len(pos_rw)
-            times.append(time.perf_counter() - t0)
-            return total / n
-
-        evaluate = None
-        if valid is not None and len(valid) > 0:
-            def evaluate() -> float:
-                return evaluate_ranking(self.score, valid, num_users, num_items, 10,
-                                        exclude=[train], metrics=["ndcg"])["ndcg"]
-
-        self.history = train_loop(step, self.num_epochs, evaluate, 1,
-                                  self.patience if evaluate else None,
-                                  self.module if evaluate else None, self.progress, desc=self.name)
+        self._edge_index = bipartite_edge_index(train, num_users, num_items)
+        config = TrainerConfig(num_epochs=self.num_epochs, batch_size=self.batch_size,
+                               lr=self.lr, eval_every=1, patience=self.patience, seed=self.seed,
+                               device=self.device, progress=self.progress, desc=self.name)
+        self.history = Trainer(config).fit(self, ranking_validator(self, train, valid))
+        times = self.history.epoch_seconds
         self.epoch_seconds = float(np.median(times)) if times else None
         return self
+
+    # -- the trainer's model contract --------------------------------------------------
+    def setup(self, trainer) -> None:
+        num_nodes = self.num_users + self.num_items
+        self.module = self._build(self._edge_index, num_nodes).to(self.device)
+        self._gen = torch.Generator().manual_seed(self.seed)
+
+    def configure_optimizer(self, config) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.module.parameters(), lr=config.lr)
+
+    def epoch_data(self, epoch: int) -> tuple[torch.Tensor]:
+        """Every node once as a walk start, in random order ``(U+I,)``."""
+        return (torch.randperm(self.num_users + self.num_items, generator=self._gen),)
+
+    def calculate_loss(self, batch: tuple[torch.Tensor]) -> tuple[torch.Tensor, int]:
+        """Skip-gram loss of the batch's walks; weighted by its number of windows."""
+        pos_rw, neg_rw = self.module.sample(batch[0])
+        loss = self.module.loss(pos_rw.to(self.device), neg_rw.to(self.device))
+        return loss, len(pos_rw)
 
     @torch.no_grad()
     def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -270,11 +269,6 @@ class Node2Vec(Recommender):
         if self.similarity == "cosine":
             z = torch.nn.functional.normalize(z, dim=1)
         return z[: self.num_users], z[self.num_users:]
-
-    def score(self, users: torch.Tensor) -> torch.Tensor:
-        users = self._check_users(users)
-        user_emb, item_emb = self.embeddings()
-        return user_emb[users.to(user_emb.device)] @ item_emb.T
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.num_users}+{self.num_items}, {self.embed_dim}, "
@@ -290,6 +284,7 @@ class DeepWalk(Node2Vec):
     def __init__(self, **kwargs):
         for key in ("p", "q"):
             if key in kwargs and kwargs[key] != 1:
-                raise ValueError(f"DeepWalk walks uniformly ({key}=1); use Node2Vec for biased walks")
+                raise ValueError(f"DeepWalk walks uniformly ({key}=1); use Node2Vec for "
+                                 "biased walks")
             kwargs.pop(key, None)
         super().__init__(p=1.0, q=1.0, **kwargs)

@@ -16,7 +16,8 @@ representation is, per ``fusion``:
         \quad (d/2 + d/2) \\
     \text{gate:}\quad & \mathbf{g}_v = \sigma(W_g[\mathbf{e}_v \| \mathbf{z}_v] + \mathbf{b}_g),
         \quad \mathbf{x}_v = \mathbf{e}_v + w\,\mathbf{g}_v \odot \mathbf{z}_v \\
-    \text{attention:}\quad & s_v^{(m)} = \mathbf{q}^\top \tanh(W_a \mathbf{h}_v^{(m)} + \mathbf{b}_a),
+    \text{attention:}\quad & s_v^{(m)} = \mathbf{q}^\top
+        \tanh(W_a \mathbf{h}_v^{(m)} + \mathbf{b}_a),
         \ m \in \{\text{id}, \text{text}\},\quad
         \alpha_v^{(m)} = \frac{\pi_m \exp s_v^{(m)}}{\sum_{m'} \pi_{m'} \exp s_v^{(m')}},
         \quad \mathbf{x}_v = \sum_m \alpha_v^{(m)} \mathbf{h}_v^{(m)}
@@ -56,10 +57,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from recsys_ref.graph.adjacency import bipartite_edge_index, normalized_adjacency
+from recsys_ref.graph.adjacency import bipartite_edge_index, degree, normalized_adjacency
 from recsys_ref.models.graph.lightgcn import LightGCN, LightGCNModule
+from recsys_ref.nn.fused_losses import embedding_l2
 
-__all__ = ["FUSIONS", "TextFusionModule", "LightGCNText", "default_text_features", "TextToEmbedding",
+__all__ = ["FUSIONS", "TextFusionModule", "LightGCNText", "default_text_features",
+           "TextToEmbedding",
            "LightGCNTextMap"]
 
 FUSIONS = ("feature", "sum", "concat", "gate", "attention")
@@ -81,7 +84,8 @@ class TextFusionModule(LightGCNModule):
     """
 
     def __init__(self, num_users: int, num_items: int, embed_dim: int, num_layers: int,
-                 norm_adj: torch.Tensor, item_text: torch.Tensor, user_text: torch.Tensor | None = None,
+                 norm_adj: torch.Tensor, item_text: torch.Tensor,
+                 user_text: torch.Tensor | None = None,
                  fusion: str = "sum", text_weight: float = 1.0, id_dropout: float = 0.0,
                  id_mask: torch.Tensor | None = None, init_std: float = 0.1):
         if fusion not in FUSIONS:
@@ -92,14 +96,18 @@ class TextFusionModule(LightGCNModule):
             raise ValueError(f"id_dropout must be in [0, 1), got {id_dropout}")
         item_text = torch.as_tensor(item_text, dtype=torch.float32)
         if item_text.dim() != 2 or item_text.shape[0] != num_items:
-            raise ValueError(f"item_text must be (num_items={num_items}, t), got {tuple(item_text.shape)}")
+            raise ValueError(f"item_text must be (num_items={num_items}, t), "
+                             f"got {tuple(item_text.shape)}")
         if user_text is not None:
             user_text = torch.as_tensor(user_text, dtype=torch.float32)
             if user_text.dim() != 2 or user_text.shape[0] != num_users:
-                raise ValueError(f"user_text must be (num_users={num_users}, t), got {tuple(user_text.shape)}")
+                raise ValueError(f"user_text must be (num_users={num_users}, t), "
+                                 f"got {tuple(user_text.shape)}")
         if fusion == "concat" and embed_dim % 2:
-            raise ValueError(f"concat fusion splits embed_dim in two halves: use an even embed_dim, got {embed_dim}")
-        self.fusion, self.text_weight, self.id_dropout = fusion, float(text_weight), float(id_dropout)
+            raise ValueError("concat fusion splits embed_dim in two halves: use an even "
+                             f"embed_dim, got {embed_dim}")
+        self.fusion = fusion
+        self.text_weight, self.id_dropout = float(text_weight), float(id_dropout)
         id_dim = embed_dim // 2 if fusion == "concat" else embed_dim
         self.embed_dim = embed_dim
         super().__init__(num_users, num_items, id_dim, num_layers, norm_adj, init_std)
@@ -111,7 +119,8 @@ class TextFusionModule(LightGCNModule):
             raise ValueError(f"id_mask must have shape ({n},), got {tuple(mask.shape)}")
         self.register_buffer("id_mask", mask)
         self.item_proj = nn.Linear(item_text.shape[1], id_dim, bias=False)
-        self.user_proj = nn.Linear(user_text.shape[1], id_dim, bias=False) if user_text is not None else None
+        self.user_proj = (nn.Linear(user_text.shape[1], id_dim, bias=False)
+                          if user_text is not None else None)
         self.gate = nn.Linear(2 * id_dim, id_dim) if fusion == "gate" else None
         if fusion == "attention":
             self.att = nn.Linear(id_dim, id_dim)
@@ -130,7 +139,8 @@ class TextFusionModule(LightGCNModule):
             nn.init.normal_(self.att_q, std=1.0 / math.sqrt(self.att_q.numel()))
 
     def text_view(self) -> torch.Tensor:
-        """Projected text :math:`\\mathbf{z}` for all nodes ``(U+I, d_view)`` (zeros for users without text)."""
+        """Projected text :math:`\\mathbf{z}` for all nodes ``(U+I, d_view)`` (zeros for
+        users without text)."""
         z_items = self.item_proj(self.item_text)                                  # (I, d)
         if self.user_proj is not None:
             z_users = self.user_proj(self.user_text)                              # (U, d)
@@ -171,14 +181,16 @@ class TextFusionModule(LightGCNModule):
         self._alpha = alpha.detach()
         return (alpha.unsqueeze(-1) * views).sum(1)                               # (N, d)
 
-    def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, adj: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(user_emb, item_emb)``: fused layer 0 propagated over ``adj`` (default: the
+        training graph)."""
         self._dropped = None
         if self.training and self.id_dropout > 0:
             # items treated as cold in this step (DropoutNet): no ID, and no graph
             self._dropped = torch.rand(self.num_items, device=self.id_mask.device) < self.id_dropout
         x0 = self.layer0()
         self._x0 = x0
-        e = self.propagate(x0)
+        e = self.propagate(x0, adj)
         users, items = e[: self.num_users], e[self.num_users:]
         if self._dropped is not None:
             # what a cold item gets at inference: its layer-0 features averaged over L+1 layers
@@ -188,19 +200,20 @@ class TextFusionModule(LightGCNModule):
         return users, items
 
     def reg_loss(self, users, pos, neg) -> torch.Tensor:
+        """L2 of the batch's fused layer-0 rows over :math:`2B`
+        (:func:`~recsys_ref.nn.fused_losses.embedding_l2`)."""
         x = self._x0 if self._x0 is not None else self.layer0()
-        terms = [x[users].pow(2).sum(), x[self.num_users + pos].pow(2).sum()]
-        if neg is not None:
-            terms.append(x[self.num_users + neg].pow(2).sum())
-        return sum(terms) / (2 * len(users))
+        return embedding_l2(x, users, pos, neg, self.num_users)
 
     def __repr__(self) -> str:
         return (f"TextFusionModule({self.num_users}+{self.num_items}, {self.embed_dim}, "
-                f"num_layers={self.num_layers}, fusion={self.fusion!r}, text_weight={self.text_weight})")
+                f"num_layers={self.num_layers}, fusion={self.fusion!r}, "
+                f"text_weight={self.text_weight})")
 
 
 def default_text_features(dataset: str = "ml-100k") -> tuple[np.ndarray, np.ndarray]:
-    """MiniLM embeddings of the book's item texts (MovieLens + OMDb) and user texts (demographics)."""
+    """MiniLM embeddings of the book's item texts (MovieLens + OMDb) and user texts
+    (demographics)."""
     from recsys_ref.data.movielens import load_movielens
     from recsys_ref.lm.text import TextEncoder, item_texts, load_omdb, match_omdb, user_texts
 
@@ -223,12 +236,17 @@ class LightGCNText(LightGCN):
         id_dropout: item ID dropout probability (default 0).
         dataset: dataset name for the default features (default ``"ml-100k"``).
         num_layers: LightGCN depth (default 3).
-        **kwargs: training options of :class:`~recsys_ref.models.embedding.EmbeddingRecommender`.
+        **kwargs: training options of :class:`~recsys_ref.models.embedding.EmbeddingRecommender`;
+            the defaults are chapter 9's: ``lr=1e-2, batch_size=4096, num_epochs=16,
+            eval_every=4, patience=2``.
     """
 
     name = "lightgcn-text"
+    #: chapter 9's training options
+    defaults = dict(lr=1e-2, batch_size=4096, num_epochs=16, eval_every=4, patience=2)
 
-    def __init__(self, item_features: np.ndarray | None = None, user_features: np.ndarray | None = None,
+    def __init__(self, item_features: np.ndarray | None = None,
+                 user_features: np.ndarray | None = None,
                  fusion: str = "sum", text_weight: float = 1.0, id_dropout: float = 0.0,
                  dataset: str = "ml-100k", num_layers: int = 3, **kwargs):
         super().__init__(num_layers=num_layers, **kwargs)
@@ -249,154 +267,20 @@ class LightGCNText(LightGCN):
         ei = bipartite_edge_index(self.train_df, self.num_users, self.num_items)
         n = self.num_users + self.num_items
         adj = normalized_adjacency(ei, n)
-        deg = torch.zeros(n).index_add_(0, ei[0], torch.ones(ei.shape[1]))
+        deg = degree(ei, n)
         id_mask = (deg > 0).float()
-        return TextFusionModule(self.num_users, self.num_items, self.embed_dim, self.num_layers, adj,
-                                torch.as_tensor(np.asarray(self.item_features)),
-                                None if self.user_features is None else torch.as_tensor(np.asarray(self.user_features)),
+        user_text = (None if self.user_features is None
+                     else torch.as_tensor(np.asarray(self.user_features)))
+        return TextFusionModule(self.num_users, self.num_items, self.embed_dim, self.num_layers,
+                                adj, torch.as_tensor(np.asarray(self.item_features)), user_text,
                                 self.fusion, self.text_weight, self.id_dropout, id_mask)
 
     def __repr__(self) -> str:
         return (f"LightGCNText({self.num_users}+{self.num_items}, {self.embed_dim}, "
-                f"num_layers={self.num_layers}, fusion={self.fusion!r}, text_weight={self.text_weight}, "
+                f"num_layers={self.num_layers}, fusion={self.fusion!r}, "
+                f"text_weight={self.text_weight}, "
                 f"id_dropout={self.id_dropout})")
 
 
-# -- cold items through a learned text -> embedding map -----------------------------------
-
-class TextToEmbedding:
-    r"""Ridge regression from item side features to trained item embeddings.
-
-    Fitted on the warm items, it predicts an embedding for any item from its features
-    alone (attribute-to-feature mapping :cite:`gantner2010mapping`, the linear case of
-    :cite:`vandenoord2013deep`):
-
-    .. math::
-
-        \min_{W, \mathbf{b}} \sum_{i \in \text{warm}} c_i \lVert \mathbf{f}_i W + \mathbf{b}
-        - \mathbf{e}_i \rVert_2^2 + \alpha \lVert W \rVert_F^2,
-
-    with optional per-item weights :math:`c_i` (e.g. :math:`\log(1 + \deg i)`: a
-    popular item's trained embedding is less noisy, and it matters more to recall).
-    Solved by scikit-learn's :class:`~sklearn.linear_model.Ridge` (dense or sparse
-    features; the intercept is not penalised).
-
-    Args:
-        alpha: L2 strength :math:`\alpha > 0` (default 10).
-
-    Shapes:
-        ``fit(features (n, f), targets (n, d), weights (n,))``; ``predict((m, f)) -> (m, d)``.
-    """
-
-    def __init__(self, alpha: float = 10.0):
-        if not alpha > 0:
-            raise ValueError(f"alpha must be > 0, got {alpha}")
-        self.alpha = float(alpha)
-        self._ridge = None
-
-    def fit(self, features, targets, weights=None) -> "TextToEmbedding":
-        from sklearn.linear_model import Ridge
-
-        targets = np.asarray(targets, dtype=np.float64)
-        if targets.ndim != 2 or features.shape[0] != targets.shape[0]:
-            raise ValueError(f"features ({features.shape[0]} rows) and targets {targets.shape} must "
-                             "have one row per item, targets 2-D")
-        if weights is not None:
-            weights = np.asarray(weights, dtype=np.float64)
-            if weights.shape != (targets.shape[0],) or (weights < 0).any():
-                raise ValueError("weights must be one non-negative number per row")
-        # dense features: exact Cholesky solve; sparse ones: conjugate gradients, run to 1e-6
-        self._ridge = Ridge(alpha=self.alpha, tol=1e-6).fit(features, targets, sample_weight=weights)
-        self._dim = targets.shape[1]
-        return self
-
-    def predict(self, features) -> np.ndarray:
-        if self._ridge is None:
-            raise ValueError("TextToEmbedding is not fitted: call fit(features, targets) first")
-        return np.asarray(self._ridge.predict(features), dtype=np.float32).reshape(-1, self._dim)
-
-    @property
-    def coef_(self) -> np.ndarray:
-        """:math:`W^\\top` ``(d, f)``."""
-        return np.asarray(self._ridge.coef_).reshape(self._dim, -1)
-
-    @property
-    def intercept_(self) -> np.ndarray:
-        """:math:`\\mathbf{b}` ``(d,)``."""
-        return np.asarray(self._ridge.intercept_).reshape(self._dim)
-
-
-class LightGCNTextMap(LightGCN):
-    r"""LightGCN for warm items, a learned text -> embedding map for cold ones.
-
-    Trains LightGCN on the training graph unchanged (so warm items score exactly as
-    LightGCN), then fits :class:`TextToEmbedding` from the item features of the items
-    *with* training interactions to their final LightGCN embeddings. An item with no
-    training interaction gets :math:`\hat{\mathbf{e}}_j = \mathbf{f}_j W + \mathbf{b}`
-    and the score :math:`\mathbf{e}_u^\top \hat{\mathbf{e}}_j`. Because LightGCN's item
-    embeddings carry popularity (their norm and their alignment with the average user),
-    the map learns which text cues — year, awards, cast, genre — predict popularity as
-    well as taste, something a similarity-to-history baseline cannot use.
-
-    Args:
-        item_features: ``(I, f)`` dense array or scipy sparse matrix (e.g. MiniLM
-            vectors stacked with TF-IDF and metadata); ``None``: MiniLM of ``dataset``.
-        alpha: ridge strength (default 10).
-        degree_weight: weight warm items by :math:`\log(1 + \deg)` (default ``True``).
-        num_layers: LightGCN depth (default 3).
-        **kwargs: options of :class:`~recsys_ref.models.graph.lightgcn.LightGCN`.
-    """
-
-    name = "lightgcn-textmap"
-
-    def __init__(self, item_features=None, alpha: float = 10.0, degree_weight: bool = True,
-                 dataset: str = "ml-100k", num_layers: int = 3, **kwargs):
-        super().__init__(num_layers=num_layers, **kwargs)
-        if not alpha > 0:
-            raise ValueError(f"alpha must be > 0, got {alpha}")
-        self.item_features, self.alpha, self.degree_weight = item_features, float(alpha), degree_weight
-        self.dataset = dataset
-        self.mapper: TextToEmbedding | None = None
-        self._mapped: torch.Tensor | None = None
-        self.cold_mask: np.ndarray | None = None
-
-    def fit(self, train, num_users: int, num_items: int, valid=None) -> "LightGCNTextMap":
-        if self.item_features is None:
-            self.item_features, _ = default_text_features(self.dataset)
-        if self.item_features.shape[0] != num_items:
-            raise ValueError(f"item_features has {self.item_features.shape[0]} rows, the data "
-                             f"{num_items} items: pass features of this dataset's items")
-        self.mapper, self._mapped = None, None
-        super().fit(train, num_users, num_items, valid=valid)
-        self.fit_map(self.alpha)
-        return self
-
-    def fit_map(self, alpha: float | None = None) -> "LightGCNTextMap":
-        """(Re)fit the map on the trained embeddings, e.g. for another ``alpha`` (no retraining)."""
-        if alpha is not None:
-            if not alpha > 0:
-                raise ValueError(f"alpha must be > 0, got {alpha}")
-            self.alpha = float(alpha)
-        self._mapped = None
-        _, items = self.embeddings()
-        items = items.cpu().numpy()
-        deg = np.bincount(self.train_df["item"].to_numpy(), minlength=self.num_items)
-        warm = deg > 0
-        feats = self.item_features
-        weights = np.log1p(deg[warm]) if self.degree_weight else None
-        self.mapper = TextToEmbedding(self.alpha).fit(feats[warm], items[warm], weights)
-        mapped = items.copy()
-        if (~warm).any():
-            mapped[~warm] = self.mapper.predict(feats[~warm])
-        self.cold_mask = ~warm
-        self._mapped = torch.as_tensor(mapped, device=self.device)
-        return self
-
-    @torch.no_grad()
-    def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
-        users, items = super().embeddings()
-        return users, (self._mapped if self._mapped is not None else items)
-
-    def __repr__(self) -> str:
-        return (f"LightGCNTextMap({self.num_users}+{self.num_items}, {self.embed_dim}, "
-                f"num_layers={self.num_layers}, alpha={self.alpha}, degree_weight={self.degree_weight})")
+# the text -> embedding route to cold items lives in its own module; re-exported here
+from recsys_ref.models.text.textmap import LightGCNTextMap, TextToEmbedding  # noqa: E402
