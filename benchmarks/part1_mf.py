@@ -54,7 +54,7 @@ class AutogradBPRMF(BPRMF):
     ``MFModule.reg_loss``, differentiated by autograd. Same triples, same Adam."""
 
     name = "bpr-autograd"
-    fit = EmbeddingRecommender.fit
+    calculate_loss = EmbeddingRecommender.calculate_loss
 
 
 def bpr_epoch_speed(train, ml, repeats: int, epochs: int, seed: int) -> dict:

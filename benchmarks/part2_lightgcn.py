@@ -41,7 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from recsys_ref.cli.bench import make_split, run_benchmark  # noqa: E402
 from recsys_ref.data import load_movielens  # noqa: E402
 from recsys_ref.graph import bipartite_edge_index, normalized_adjacency  # noqa: E402
-from recsys_ref.models.embedding import EmbeddingRecommender, batch_rows  # noqa: E402
+from recsys_ref.models.embedding import EmbeddingRecommender  # noqa: E402
+from recsys_ref.nn.fused_losses import batch_rows  # noqa: E402
 from recsys_ref.models.graph.lightgcn import LightGCN, LightGCNModule  # noqa: E402
 
 #: the chapter's defaults (chapters/06_graph_convolution.ipynb, parameters cell)

@@ -65,7 +65,8 @@ def run_one(num_edges: int, steps: int, threads: int, seed: int = 0) -> dict:
 
     from recsys_ref.graph import normalized_adjacency
     from recsys_ref.nn.losses import NegativeSampler
-    from recsys_ref.models.graph.lightgcn import BPRFromTables, LightGCNModule
+    from recsys_ref.models.graph.lightgcn import LightGCNModule
+    from recsys_ref.nn.fused_losses import BPRFromTables
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)

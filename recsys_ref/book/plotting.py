@@ -60,7 +60,7 @@ def plot_long_tail(counts: np.ndarray, ax=None, head_share: float = 0.2, label: 
 
 
 def plot_history(frame, columns: Sequence[str] = ("loss",), ax=None, title: str | None = None):
-    """Training curves from :attr:`recsys_ref.train.loop.History.frame`."""
+    """Training curves from :attr:`recsys_ref.train.trainer.History.frame`."""
     ax = _ax(ax)
     for col in columns:
         sub = frame.dropna(subset=[col])

@@ -43,7 +43,7 @@ from recsys_ref.data import atomic_dir, load_amazon, load_lastfm, load_movielens
 from recsys_ref.protocol.evaluate import evaluate_ranking
 from recsys_ref.models import MODELS, check_params, get_model
 from recsys_ref.protocol.split import Split
-from recsys_ref.train.loop import get_device, set_seed
+from recsys_ref.train.runtime import get_device, set_seed
 
 __all__ = ["PROTOCOLS", "make_split", "run_benchmark", "main"]
 

@@ -28,7 +28,7 @@ import scipy.sparse as sp
 import torch
 
 __all__ = ["bipartite_edge_index", "degree", "normalized_adjacency", "degree_scale",
-           "scipy_normalized_adjacency"]
+           "normalized_interactions", "scipy_normalized_adjacency"]
 
 
 def bipartite_edge_index(train: pd.DataFrame | np.ndarray, num_users: int,
@@ -121,13 +121,29 @@ def degree_scale(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
     return (deg[dst] / deg[src]).sqrt().unsqueeze(-1)
 
 
+def normalized_interactions(mat: sp.spmatrix) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+    r""":math:`\tilde R = D_U^{-1/2} R D_I^{-1/2}` in float64, zero rows/columns left at zero:
+    the off-diagonal block of :math:`\tilde A` (its singular values are the positive
+    eigenvalues of :math:`\tilde A`).
+
+    Returns:
+        ``(normalised (U, I) CSR, user_degree (U,), item_degree (I,))``.
+    """
+    mat = sp.csr_matrix(mat, dtype=np.float64)
+    du = np.asarray(mat.sum(1)).ravel()
+    di = np.asarray(mat.sum(0)).ravel()
+    iu = np.where(du > 0, 1.0 / np.sqrt(np.maximum(du, 1e-12)), 0.0)
+    ii = np.where(di > 0, 1.0 / np.sqrt(np.maximum(di, 1e-12)), 0.0)
+    return (sp.diags(iu) @ mat @ sp.diags(ii)).tocsr(), du, di
+
+
 def scipy_normalized_adjacency(train: pd.DataFrame, num_users: int,
                                num_items: int) -> sp.csr_matrix:
-    """The same :math:`\\tilde A` as a SciPy CSR matrix (for spectral methods / SVD)."""
+    """The same :math:`\tilde A` as a SciPy CSR matrix (for spectral methods / SVD):
+    :math:`\begin{pmatrix} 0 & \tilde R \\ \tilde R^\top & 0 \end{pmatrix}`."""
     ei = bipartite_edge_index(train, num_users, num_items).numpy()
-    n = num_users + num_items
-    a = sp.csr_matrix((np.ones(ei.shape[1]), (ei[0], ei[1])), shape=(n, n))
-    deg = np.asarray(a.sum(1)).ravel()
-    inv = np.where(deg > 0, 1.0 / np.sqrt(np.maximum(deg, 1e-12)), 0.0)
-    d = sp.diags(inv)
-    return (d @ a @ d).tocsr()
+    half = ei[0] < num_users                         # the user -> item direction
+    r = sp.csr_matrix((np.ones(int(half.sum())), (ei[0, half], ei[1, half] - num_users)),
+                      shape=(num_users, num_items))
+    r_norm = normalized_interactions(r)[0]
+    return sp.bmat([[None, r_norm], [r_norm.T, None]], format="csr")

@@ -107,7 +107,7 @@ class LanguageModel:
     Args:
         path: a ``.gguf`` file or a local Hugging Face causal-LM folder; default
             :func:`smollm2_path`.
-        device: ``None`` picks :func:`recsys_ref.train.loop.get_device`.
+        device: ``None`` picks :func:`recsys_ref.train.runtime.get_device`.
         batch_size: prompts generated together (left padding; default 8).
         system: system message for chat models (default: a short helpful-assistant line).
         cache: read/write the on-disk cache (default ``True``).
@@ -116,7 +116,7 @@ class LanguageModel:
     def __init__(self, path: str | os.PathLike | None = None, device: str | None = None,
                  batch_size: int = 8, system: str | None = "You are a concise, helpful assistant.",
                  cache: bool = True):
-        from recsys_ref.train.loop import get_device
+        from recsys_ref.train.runtime import get_device
 
         self.path = Path(path) if path is not None else smollm2_path()
         if not self.path.exists():

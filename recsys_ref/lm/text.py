@@ -49,6 +49,7 @@ import pandas as pd
 import torch
 
 from recsys_ref.data.movielens import clean_title
+from recsys_ref.train.runtime import torch_threads
 from recsys_ref.data.store import atomic_write, cache_dir  # noqa: F401  (cache_dir re-exported)
 
 __all__ = [
@@ -122,7 +123,7 @@ class TextEncoder:
         max_length: tokens kept per text, special tokens included (default 128; the
             book's item texts have at most 75, so nothing is cut). ``num_truncated`` after
             an encoding says how many texts were cut.
-        device: ``None`` picks :func:`recsys_ref.train.loop.get_device`.
+        device: ``None`` picks :func:`recsys_ref.train.runtime.get_device`.
         cache: read/write the on-disk cache (default ``True``).
         num_threads: torch CPU threads during encoding (default ``None``: unchanged).
         precision: ``"fp32"`` (default), ``"bf16"`` (autocast) or ``"auto"`` (see above).
@@ -133,7 +134,7 @@ class TextEncoder:
     def __init__(self, model_path: str | os.PathLike | None = None, batch_size: int = 64,
                  max_length: int = 128, device: str | None = None, cache: bool = True,
                  num_threads: int | None = None, precision: str = "fp32"):
-        from recsys_ref.train.loop import get_device
+        from recsys_ref.train.runtime import get_device
 
         self.model_path = Path(model_path) if model_path is not None else minilm_path()
         if not (self.model_path / "config.json").exists():
@@ -205,22 +206,16 @@ class TextEncoder:
                     tok[k][j] = row
             lengths[cut] = [len(row) for row in short["input_ids"]]
         order = np.argsort(lengths, kind="stable")            # similar lengths share a batch
-        old_threads = torch.get_num_threads()
-        if self.num_threads is not None:
-            torch.set_num_threads(self.num_threads)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        try:
-            with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16,
-                                                        enabled=self.precision == "bf16"):
-                for start in range(0, len(texts), self.batch_size):
-                    idx = order[start:start + self.batch_size]
-                    batch = self._tokenizer.pad({k: [tok[k][j] for j in idx] for k in keys},
-                                                return_tensors="pt").to(self.device)
-                    hidden = self._model(**batch).last_hidden_state.float()      # (B, T, h)
-                    emb = mean_pool(hidden, batch["attention_mask"])              # (B, h)
-                    out[idx] = torch.nn.functional.normalize(emb, dim=-1).cpu().numpy()
-        finally:
-            torch.set_num_threads(old_threads)
+        with torch_threads(self.num_threads), torch.inference_mode(), torch.autocast(
+                self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            for start in range(0, len(texts), self.batch_size):
+                idx = order[start:start + self.batch_size]
+                batch = self._tokenizer.pad({k: [tok[k][j] for j in idx] for k in keys},
+                                            return_tensors="pt").to(self.device)
+                hidden = self._model(**batch).last_hidden_state.float()      # (B, T, h)
+                emb = mean_pool(hidden, batch["attention_mask"])              # (B, h)
+                out[idx] = torch.nn.functional.normalize(emb, dim=-1).cpu().numpy()
         return out
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:

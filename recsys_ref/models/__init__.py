@@ -36,7 +36,7 @@ _CLASSES: dict[str, str] = {
     "DeepWalk": "recsys_ref.models.graph.node2vec",
     "GraphAutoEncoder": "recsys_ref.models.graph.gae",
     "LightGCNText": "recsys_ref.models.text.fusion",
-    "LightGCNTextMap": "recsys_ref.models.text.fusion",
+    "LightGCNTextMap": "recsys_ref.models.text.textmap",
 }
 
 __all__ = ["MODELS", "Recommender", "get_model", "check_params", *_CLASSES]
@@ -59,7 +59,7 @@ MODELS: dict[str, str] = {
     "deepwalk": "recsys_ref.models.graph.node2vec:DeepWalk",
     "gae": "recsys_ref.models.graph.gae:GraphAutoEncoder",
     "lightgcn-text": "recsys_ref.models.text.fusion:LightGCNText",
-    "lightgcn-textmap": "recsys_ref.models.text.fusion:LightGCNTextMap",
+    "lightgcn-textmap": "recsys_ref.models.text.textmap:LightGCNTextMap",
     "graphsage": "recsys_ref.models.graph.graphsage:GraphSAGE",
 }
 

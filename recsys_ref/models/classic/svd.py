@@ -49,23 +49,10 @@ import scipy.sparse as sp
 import torch
 from scipy.sparse.linalg import svds
 
+from recsys_ref.graph.adjacency import normalized_interactions
 from recsys_ref.models.base import Recommender
 
-__all__ = ["SVDEmbedding", "normalised_interactions"]
-
-
-def normalised_interactions(mat: sp.spmatrix) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
-    r""":math:`D_U^{-1/2} R D_I^{-1/2}` with zero rows/columns left at zero.
-
-    Returns:
-        ``(normalised (U, I) CSR, user_degree (U,), item_degree (I,))``.
-    """
-    mat = sp.csr_matrix(mat, dtype=np.float64)
-    du = np.asarray(mat.sum(1)).ravel()
-    di = np.asarray(mat.sum(0)).ravel()
-    iu = np.where(du > 0, 1.0 / np.sqrt(np.maximum(du, 1e-12)), 0.0)
-    ii = np.where(di > 0, 1.0 / np.sqrt(np.maximum(di, 1e-12)), 0.0)
-    return (sp.diags(iu) @ mat @ sp.diags(ii)).tocsr(), du, di
+__all__ = ["SVDEmbedding"]
 
 
 class SVDEmbedding(Recommender):
@@ -99,7 +86,7 @@ class SVDEmbedding(Recommender):
                 f"embed_dim={self.embed_dim} must be smaller than min(num_users, num_items)="
                 f"{min(num_users, num_items)} for a truncated SVD; lower embed_dim")
         if self.matrix == "normalized":
-            mat, _, item_deg = normalised_interactions(mat)
+            mat, _, item_deg = normalized_interactions(mat)
             item_scale = np.sqrt(item_deg)
         else:
             item_scale = np.ones(num_items)

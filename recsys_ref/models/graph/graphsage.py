@@ -222,14 +222,6 @@ class GraphSAGEModule(nn.Module):
             x = self._act(conv(x, graph), layer == self.num_layers - 1)
         return x
 
-    def forward_full(self, edge_index: torch.Tensor, num_nodes: int,
-                     new_user_x: torch.Tensor | None = None) -> torch.Tensor:
-        """Deprecated: ``forward(edge_index, new_user_x)`` (kept until chapter 7 calls it)."""
-        expected = self.num_users + self.num_items + (0 if new_user_x is None else len(new_user_x))
-        if num_nodes != expected:
-            raise ValueError(f"num_nodes={num_nodes}, but the model and new_user_x give {expected}")
-        return self.forward(edge_index, new_user_x)
-
     def __repr__(self) -> str:
         parts = (("user_id", self.user_emb), ("item_id", self.item_emb),
                  ("user_x", self.user_proj), ("item_x", self.item_proj))
