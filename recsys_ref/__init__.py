@@ -19,7 +19,7 @@ Sub-packages, by role:
 
 The most used names are importable from here.
 """
-from recsys_ref.data import DataError, load_movielens
+from recsys_ref.data import DataError, from_frame, load_movielens
 from recsys_ref.protocol.evaluate import evaluate_ranking, interaction_matrix, topk_items
 from recsys_ref.protocol.split import Split, evaluate
 from recsys_ref.train import get_device, set_seed
@@ -28,6 +28,7 @@ __version__ = "0.2.0"
 
 __all__ = [
     "DataError",
+    "from_frame",
     "Split",
     "evaluate",
     "load_movielens",
