@@ -118,7 +118,7 @@ def test_repr_shows_only_parameters_that_differ_and_fitted_sizes():
 
 def test_get_params_reads_init_arguments():
     p = SVDEmbedding(embed_dim=4).get_params()
-    assert p == {"embed_dim": 4, "matrix": "binary", "seed": 0}
+    assert p == {"embed_dim": 4, "matrix": "normalized", "seed": 0}
 
 
 # --------------------------------------------------------------------- save / load
@@ -293,7 +293,7 @@ def test_fold_in_rejects_bad_items():
 def test_check_params_lists_valid_names_of_the_public_class():
     cls = get_model("userknn")
     assert check_params(cls, {"k": 5}) == {"k": 5}
-    with pytest.raises(ValueError, match=r"UserKNN has no parameter 'kk'.*k=100.*shrinkage=0\.0"):
+    with pytest.raises(ValueError, match=r"UserKNN has no parameter 'kk'.*k=50.*shrinkage=0\.0"):
         check_params(cls, {"kk": 5})
     with pytest.raises(ValueError, match="--seed"):
         check_params(cls, {"seed": 1})

@@ -106,13 +106,13 @@ class ContentBased(Recommender):
             ``python -m recsys_ref.cli.bench --model content`` works.
         features: a precomputed ``(num_items, d)`` feature matrix instead of ``items``.
         use_genres, use_titles, genre_weight, title_weight, min_df: see
-            :func:`item_features` (defaults True, **False**, 1, 1, 2: genres only, chapter
-            03's choice on validation; ``title_weight`` applies once titles are on).
+            :func:`item_features` (defaults True, True, 1, 1, 2: genres and titles,
+            chapter 03's choice on validation).
         weighting: how the value column (``rating``, else ``weight``) weighs an item in
-            the user profile: ``"centred"`` (default, chapter 03's choice:
-            :math:`r_{ui} - \bar r_u`), ``"rating"`` (the value itself, :math:`r_{ui}`:
-            the natural choice for implicit weights such as play counts) or ``"binary"``
-            (1 for every pair, no value column needed).
+            the user profile: ``"rating"`` (default, chapter 03's choice: the value
+            itself, :math:`r_{ui}`; the natural choice for implicit weights such as play
+            counts), ``"centred"`` (:math:`r_{ui} - \bar r_u`) or ``"binary"`` (1 for
+            every pair, no value column needed).
         seed: unused (deterministic), kept for the common interface.
 
     A new user (:meth:`score_items`) gets the profile of her items, weighted by the
@@ -123,8 +123,8 @@ class ContentBased(Recommender):
     _data_params = ("items", "features")
 
     def __init__(self, items: pd.DataFrame | None = None, features=None, use_genres: bool = True,
-                 use_titles: bool = False, genre_weight: float = 1.0, title_weight: float = 1.0,
-                 min_df: int = 2, weighting: str = "centred", seed: int = 0):
+                 use_titles: bool = True, genre_weight: float = 1.0, title_weight: float = 1.0,
+                 min_df: int = 2, weighting: str = "rating", seed: int = 0):
         if weighting not in ("rating", "binary", "centred"):
             raise ValueError("weighting must be 'rating', 'binary' or 'centred', "
                              f"got {weighting!r}")

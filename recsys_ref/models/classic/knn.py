@@ -404,8 +404,8 @@ class ItemKNN(_NeighbourhoodKNN):
 class UserKNN(_NeighbourhoodKNN):
     r"""User-based kNN (Resnick et al. 1994; Herlocker et al. 1999; with baseline).
 
-    Same arguments as :class:`ItemKNN` except the default ``shrinkage=0`` (chapter 02's
-    choice for top-10 ranking: k = 100, no shrinkage); similarities are between users
+    Same arguments as :class:`ItemKNN` except the defaults ``k=50, shrinkage=0``
+    (chapter 02's choice for top-10 ranking on validation); similarities are between users
     (rows of :math:`R`) and the neighbours of :math:`u` for item :math:`i` are the
     :math:`k` most similar users who rated :math:`i`. Memory as :class:`ItemKNN` with
     users in place of items.
@@ -414,7 +414,7 @@ class UserKNN(_NeighbourhoodKNN):
     name = "userknn"
     _by = "user"
 
-    def __init__(self, k: int = 100, similarity: str = "cosine", shrinkage: float = 0.0,
+    def __init__(self, k: int = 50, similarity: str = "cosine", shrinkage: float = 0.0,
                  implicit: bool = True, reg_user: float = 15.0, reg_item: float = 10.0,
                  baseline_iters: int = 10, rating_range: tuple[float, float] | None = None,
                  seed: int = 0):

@@ -59,10 +59,10 @@ class SVDEmbedding(Recommender):
     """Truncated-SVD embedding recommender.
 
     Args:
-        embed_dim: number of singular triplets :math:`d` (default 16, chapter 04's choice
+        embed_dim: number of singular triplets :math:`d` (default 32, chapter 04's choice
             on ML-100K); must be below ``min(num_users, num_items)``.
-        matrix: ``"binary"`` (PureSVD, the default, chapter 04's choice) or
-            ``"normalized"`` (degree-normalised, the bipartite block of :math:`\\tilde A`).
+        matrix: ``"normalized"`` (degree-normalised, the bipartite block of
+            :math:`\\tilde A`; the default, chapter 04's choice) or ``"binary"`` (PureSVD).
         seed: seeds the starting vector of the ARPACK solver (results are deterministic).
 
     Only which pairs occur is used: a ``rating``/``weight`` column is ignored.
@@ -70,7 +70,7 @@ class SVDEmbedding(Recommender):
 
     name = "svd"
 
-    def __init__(self, embed_dim: int = 16, matrix: str = "binary", seed: int = 0):
+    def __init__(self, embed_dim: int = 32, matrix: str = "normalized", seed: int = 0):
         if matrix not in ("binary", "normalized"):
             raise ValueError(f"matrix must be 'binary' or 'normalized', got {matrix!r}")
         if not isinstance(embed_dim, (int, np.integer)) or embed_dim < 1:
