@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys_ref.data.interactions import Interactions, from_frame
+from recsys_ref.data.interactions import Interactions, InteractionsDataset, from_frame
 from recsys_ref.data.store import (
     DataError,
     DatasetSpec,
@@ -112,7 +112,7 @@ register(amazon_spec("Gift_Cards"))
 
 
 @dataclass
-class Amazon:
+class Amazon(InteractionsDataset):
     """One category of Amazon Review Data (2018) in the package's form.
 
     Attributes:
@@ -134,22 +134,6 @@ class Amazon:
     def ratings(self) -> pd.DataFrame:
         """The interaction frame: ``user, item, rating, timestamp``."""
         return self.interactions.frame
-
-    @property
-    def num_users(self) -> int:
-        return self.interactions.num_users
-
-    @property
-    def num_items(self) -> int:
-        return self.interactions.num_items
-
-    @property
-    def user_ids(self) -> np.ndarray:
-        return self.interactions.user_ids
-
-    @property
-    def item_ids(self) -> np.ndarray:
-        return self.interactions.item_ids
 
     def __repr__(self) -> str:
         return (f"Amazon({self.category!r}, users={self.num_users}, items={self.num_items}, "

@@ -37,9 +37,32 @@ import pandas as pd
 
 from recsys_ref.data.store import DataError
 
-__all__ = ["Interactions", "UnknownIdError", "from_frame"]
+__all__ = ["Interactions", "InteractionsDataset", "UnknownIdError", "from_frame"]
 
 Duplicates = Literal["error", "sum", "last", "first"]
+
+
+class InteractionsDataset:
+    """Mixin for a dataset holding an :class:`Interactions` table as ``self.interactions``:
+    its sizes and id maps, read through."""
+
+    interactions: "Interactions"
+
+    @property
+    def num_users(self) -> int:
+        return self.interactions.num_users
+
+    @property
+    def num_items(self) -> int:
+        return self.interactions.num_items
+
+    @property
+    def user_ids(self) -> np.ndarray:
+        return self.interactions.user_ids
+
+    @property
+    def item_ids(self) -> np.ndarray:
+        return self.interactions.item_ids
 
 
 class UnknownIdError(KeyError):

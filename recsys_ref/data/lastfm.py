@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys_ref.data.interactions import Interactions, from_frame
+from recsys_ref.data.interactions import Interactions, InteractionsDataset, from_frame
 from recsys_ref.data.store import (
     DataError,
     DatasetSpec,
@@ -77,7 +77,7 @@ _FILES = {
 
 
 @dataclass
-class LastFM:
+class LastFM(InteractionsDataset):
     """HetRec 2011 Last.fm 2K in the package's form.
 
     Attributes:
@@ -99,22 +99,6 @@ class LastFM:
     def plays(self) -> pd.DataFrame:
         """The interaction frame: ``user, item, weight``."""
         return self.interactions.frame
-
-    @property
-    def num_users(self) -> int:
-        return self.interactions.num_users
-
-    @property
-    def num_items(self) -> int:
-        return self.interactions.num_items
-
-    @property
-    def user_ids(self) -> np.ndarray:
-        return self.interactions.user_ids
-
-    @property
-    def item_ids(self) -> np.ndarray:
-        return self.interactions.item_ids
 
     def __repr__(self) -> str:
         return (f"LastFM(users={self.num_users}, items={self.num_items}, "
