@@ -31,7 +31,8 @@ from recsys_ref import evaluate_ranking, load_movielens  # noqa: E402
 from recsys_ref.protocol.metrics import mae, rmse  # noqa: E402
 from recsys_ref.models import Popularity  # noqa: E402
 from recsys_ref.models.classic.knn import Baseline, ItemKNN, UserKNN  # noqa: E402
-from recsys_ref.protocol.splits import grouplens_fold, stratified_split  # noqa: E402
+from recsys_ref.protocol.split import Split  # noqa: E402
+from recsys_ref.protocol.splits import grouplens_fold  # noqa: E402
 
 SAR = {"map": 0.110591, "ndcg": 0.382461, "precision": 0.330753, "recall": 0.176385}
 RMSE_TARGET = 0.93
@@ -62,7 +63,8 @@ def rating_table(ml, folds: int) -> pd.DataFrame:
 
 
 def ranking_table(ml, k: int = 10) -> pd.DataFrame:
-    train, test = stratified_split(ml.ratings, 0.75, filter_by="item", seed=42)
+    split = Split.recommenders(ml, seed=42, valid_ratio=0)
+    train, test = split.train, split.test
     makers = {
         "popularity": lambda: Popularity(),
         "user-kNN (k=100, shrink 0)": lambda: UserKNN(k=100, shrinkage=0.0),

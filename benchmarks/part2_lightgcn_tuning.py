@@ -1,11 +1,11 @@
-"""Tuning LightGCN on MovieLens-100K (issue #4), with the test split touched once.
+"""Tuning LightGCN on MovieLens-100K, with the test split touched once.
 
     python benchmarks/part2_lightgcn_tuning.py [--quick] [--threads 1]
 
 Protocol (the chapter's, ``chapters/06_graph_convolution``): Microsoft Recommenders'
-split ``stratified_split(ratings, 0.75, filter_by="item", seed=42)`` into ``train_full``
-and ``test``; ``per_user_ratio_split(train_full, (0.9, 0.1), seed=42)`` carves ``train``
-and ``valid`` out of ``train_full``. Top-10 over the whole catalogue, a user's known items
+split ``Split.recommenders(ml, seed=42, valid_ratio=0.1)``: ``train_full`` (``split.train``)
+and ``test``; ``train`` (``split.tuning.train``) and ``valid`` (``split.valid``), carved per
+user out of ``train_full``. Top-10 over the whole catalogue, a user's known items
 excluded, MAP with the number of relevant items as denominator (Recommenders' table).
 
 1. Every configuration of :data:`GRID` trains on ``train``; every ``EVAL_EVERY`` epochs
@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from recsys_ref.data import load_movielens  # noqa: E402
 from recsys_ref.protocol.evaluate import evaluate_ranking  # noqa: E402
 from recsys_ref.models.graph.lightgcn import LightGCN  # noqa: E402
-from recsys_ref.protocol.splits import per_user_ratio_split, stratified_split  # noqa: E402
+from recsys_ref.protocol.split import Split  # noqa: E402
 
 SEED, TOP_K = 42, 10
 METRICS = ["ndcg", "precision", "recall", "map"]
@@ -76,8 +76,9 @@ def _label(row: dict) -> str:
 def load_splits():
     """ML-100K and the protocol's splits: ``(ml, train_full, test, train, valid)``."""
     ml = load_movielens("ml-100k")
-    train_full, test = stratified_split(ml.ratings, 0.75, filter_by="item", seed=SEED)
-    train, valid = per_user_ratio_split(train_full, (0.9, 0.1), seed=SEED)
+    split = Split.recommenders(ml, seed=SEED, valid_ratio=0.1)
+    train_full, test = split.train, split.test
+    train, valid = split.tuning.train, split.valid
     return ml, train_full, test, train, valid
 
 
