@@ -84,6 +84,9 @@ class EmbeddingRecommender(DotProductScores, Recommender):
         reg: weight of the module's ``reg_loss`` (L2 on the batch's embeddings).
         num_epochs: maximum epochs.
         batch_size: positive pairs per step.
+        steps_per_epoch: at most this many steps per epoch (default ``None``: every pair
+            once); see :class:`~recsys_ref.train.trainer.TrainerConfig` for why a large
+            graph wants it.
         num_neg: sampled negatives per positive.
         loss: ``"bpr"`` or ``"softmax"`` (``num_neg=None`` means the full catalogue).
         temperature: softmax temperature.
@@ -106,7 +109,8 @@ class EmbeddingRecommender(DotProductScores, Recommender):
                  loss: str = "bpr", temperature: float = 1.0, eval_every: int = 5,
                  patience: int | None = 5, valid_metric: str = "ndcg", valid_k: int = 10,
                  device: str | None = None, seed: int = 0, progress: bool = False,
-                 num_threads: int | None = None, callbacks: Sequence = ()):
+                 num_threads: int | None = None, callbacks: Sequence = (),
+                 steps_per_epoch: int | None = None):
         if embed_dim < 1 or batch_size < 1 or num_epochs < 1:
             raise ValueError("embed_dim, batch_size and num_epochs must be positive")
         if loss not in ("bpr", "softmax"):
@@ -123,6 +127,7 @@ class EmbeddingRecommender(DotProductScores, Recommender):
         self.device = get_device(device)
         self.seed, self.progress, self.num_threads = seed, progress, num_threads
         self.callbacks = list(callbacks)
+        self.steps_per_epoch = steps_per_epoch
         self.module: torch.nn.Module | None = None
         self.history: History | None = None
         self.epoch_seconds: float | None = None
@@ -135,7 +140,8 @@ class EmbeddingRecommender(DotProductScores, Recommender):
     # -- the trainer's model contract --------------------------------------------------
     def trainer_config(self) -> TrainerConfig:
         """The :class:`~recsys_ref.train.trainer.TrainerConfig` of this model's settings."""
-        return TrainerConfig(num_epochs=self.num_epochs, batch_size=self.batch_size, lr=self.lr,
+        return TrainerConfig(num_epochs=self.num_epochs, batch_size=self.batch_size,
+                             steps_per_epoch=self.steps_per_epoch, lr=self.lr,
                              eval_every=self.eval_every, patience=self.patience, seed=self.seed,
                              device=self.device, num_threads=self.num_threads,
                              progress=self.progress, desc=self.name)

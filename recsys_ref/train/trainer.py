@@ -54,6 +54,12 @@ class TrainerConfig:
     Attributes:
         num_epochs: maximum epochs (default 100).
         batch_size: rows of the epoch's data per step; ``None``: the whole epoch in one step.
+        steps_per_epoch: at most this many steps per epoch, on the first
+            ``steps_per_epoch * batch_size`` rows of the epoch's (shuffled) data; ``None``
+            (default): a full pass. A graph model whose step propagates the whole graph
+            costs :math:`O(L\,|E|\,d)` per step, so a full pass with a fixed batch grows as
+            :math:`|E|^2`; a fixed number of steps (or a batch that grows with :math:`|E|`)
+            keeps an epoch linear in the data.
         lr: learning rate, read by the model's ``configure_optimizer`` (default 1e-3).
         eval_every: validate every this many epochs, and after the last (default 5).
         patience: stop after this many validations without improvement; ``None`` trains
@@ -67,6 +73,7 @@ class TrainerConfig:
 
     num_epochs: int = 100
     batch_size: int | None = 2048
+    steps_per_epoch: int | None = None
     lr: float = 1e-3
     eval_every: int = 5
     patience: int | None = 5
@@ -171,6 +178,8 @@ class Trainer:
             raise ValueError(f"eval_every must be >= 1, got {cfg.eval_every}")
         if cfg.batch_size is not None and cfg.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1 or None, got {cfg.batch_size}")
+        if cfg.steps_per_epoch is not None and cfg.steps_per_epoch < 1:
+            raise ValueError(f"steps_per_epoch must be >= 1 or None, got {cfg.steps_per_epoch}")
 
     def fit(self, model, evaluate: Callable[[], float] | None = None) -> History:
         """Set the model up (after seeding) and train it; returns the :class:`History`.
@@ -253,6 +262,8 @@ class Trainer:
         data = data if isinstance(data, tuple) else (data,)
         rows = len(data[0])
         size = self.config.batch_size or rows
+        if self.config.steps_per_epoch is not None:
+            rows = min(rows, self.config.steps_per_epoch * size)
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         count = 0
         for start in range(0, rows, size):

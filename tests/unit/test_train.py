@@ -209,3 +209,18 @@ def test_torch_threads_sets_and_restores_the_thread_count():
     with pytest.raises(ValueError, match="num_threads must be >= 1"):
         with torch_threads(0):
             pass
+
+
+def test_steps_per_epoch_trains_on_the_first_rows_only():
+    # batch 1, one step per epoch: only (x=1, y=2) is seen. Loss (w - 2)^2, grad 2 (w - 2):
+    # w: 0 -> 0.4 (loss 4) -> 0.72 (loss 2.56)
+    model = Line()
+    steps = []
+    trainer = Trainer(cfg(num_epochs=2, batch_size=1, steps_per_epoch=1))
+    trainer.add_callback("on_batch_end", lambda t: steps.append(t.epoch))
+    hist = trainer.fit(model)
+    assert steps == [0, 1]
+    assert model.w == pytest.approx(0.72)
+    assert [r["loss"] for r in hist.rows] == pytest.approx([4.0, 2.56])
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        Trainer(cfg(steps_per_epoch=0)).fit(Line())

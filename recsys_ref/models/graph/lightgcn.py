@@ -147,6 +147,11 @@ class LightGCN(EmbeddingRecommender):
             the defaults differ in ``lr=5e-3, patience=4`` (:attr:`defaults`, chapter 6's
             BPR run). Chapter 6's softmax run (section 6.6) is ``loss="softmax",
             num_neg=None, normalize=True, temperature=0.2, lr=2e-2, batch_size=4096``.
+
+    Cost: every step propagates the whole graph, :math:`O(L\,|E|\,d)`, and a full epoch
+    has :math:`|E|/B` steps, so an epoch grows as :math:`|E|^2` at a fixed batch size
+    :math:`B`. On graphs much larger than ML-100K, grow ``batch_size`` with :math:`|E|`
+    or cap ``steps_per_epoch`` so that an epoch stays linear in the data.
     """
 
     name = "lightgcn"
