@@ -11,7 +11,6 @@ dependencies costs nothing until it is asked for.
 from __future__ import annotations
 
 import importlib
-import inspect
 
 from recsys_ref.models.base import Recommender
 
@@ -89,16 +88,13 @@ def check_params(cls: type[Recommender], params: dict, reserved: tuple[str, ...]
         ValueError: an unknown or reserved name; the message lists the valid names of
             ``cls`` with their defaults.
     """
-    sig = inspect.signature(cls.__init__).parameters
-    valid = {n: p.default for n, p in sig.items()
-             if n != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    accepts_any = any(p.kind is p.VAR_KEYWORD for p in sig.values())
+    valid = {n: p.default for n, p in cls._init_params().items()}
     listing = ", ".join(f"{n}={d!r}" for n, d in valid.items() if n not in reserved)
     for name in params:
         if name in reserved:
             raise ValueError(f"{cls.__name__}: {name!r} is set by its own option "
                              f"(--{name}), not --param")
-        if name not in valid and not accepts_any:
+        if name not in valid:
             raise ValueError(f"{cls.__name__} has no parameter {name!r}; valid parameters "
                              f"(with defaults): {listing}")
     return params

@@ -358,19 +358,39 @@ class Recommender:
 
     # ------------------------------------------------------------------ parameters, repr
     @classmethod
+    def _init_params(cls) -> dict[str, inspect.Parameter]:
+        """The hyper-parameters with their effective defaults: ``__init__``'s arguments,
+        and where it passes ``**kwargs`` on, those of the parent's ``__init__`` (with the
+        class's :attr:`defaults` overriding the parent's defaults)."""
+        out: dict[str, inspect.Parameter] = {}
+        overrides = getattr(cls, "defaults", {}) or {}
+        for klass in cls.__mro__:
+            init = klass.__dict__.get("__init__")
+            if init is None:
+                continue
+            more = False
+            for n, p in inspect.signature(init).parameters.items():
+                if p.kind is p.VAR_KEYWORD:
+                    more = True
+                elif (n != "self" and n not in out and n not in cls._data_params
+                      and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)):
+                    out[n] = p.replace(default=overrides.get(n, p.default))
+            if not more:
+                break
+        return out
+
+    @classmethod
     def _param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return [n for n, p in sig.parameters.items() if n != "self" and p.kind in
-                (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n not in cls._data_params]
+        return list(cls._init_params())
 
     def get_params(self) -> dict:
         """The hyper-parameters (``__init__`` arguments) and their current values."""
-        sig = inspect.signature(type(self).__init__).parameters
+        sig = self._init_params()
         return {n: getattr(self, self._param_attrs.get(n, n), sig[n].default)
-                for n in self._param_names()}
+                for n in sig}
 
     def __repr__(self) -> str:
-        sig = inspect.signature(type(self).__init__).parameters
+        sig = self._init_params()
         parts = [f"{self.num_users}x{self.num_items}"] if self.train_matrix is not None else []
         parts += [f"{n}={_short(v)}" for n, v in self.get_params().items()
                   if not _same(v, sig[n].default)]

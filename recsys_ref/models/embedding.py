@@ -137,6 +137,29 @@ class EmbeddingRecommender(DotProductScores, Recommender):
     def build(self) -> torch.nn.Module:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    # -- save / load (models.base) ------------------------------------------------------
+    #: what fitting leaves behind that scoring does not need (samplers, generators, caches)
+    _transient = ("module", "history", "train_df", "_cache", "_sampler", "_pairs", "_gen",
+                  "_work")
+
+    def _get_state(self) -> dict:
+        """The module's weights and the fitted sizes and matrix; the training frame is
+        rebuilt from the matrix on load (``build`` needs the graph)."""
+        state = {k: v for k, v in super()._get_state().items() if k not in self._transient}
+        state["module_state"] = self.module.state_dict()
+        return state
+
+    def _set_state(self, state: dict) -> None:
+        weights = state.pop("module_state")
+        super()._set_state(state)
+        coo = self.train_matrix.tocoo()
+        self.train_df = pd.DataFrame({"user": coo.row.astype(np.int64),
+                                      "item": coo.col.astype(np.int64)})
+        self.module = self.build().to(self.device)
+        self.module.load_state_dict(weights)
+        self.module.eval()
+        self.history, self._cache = None, None
+
     # -- the trainer's model contract --------------------------------------------------
     def trainer_config(self) -> TrainerConfig:
         """The :class:`~recsys_ref.train.trainer.TrainerConfig` of this model's settings."""

@@ -28,6 +28,8 @@ def encode(value, where: str):
         return value.item()
     if isinstance(value, torch.Tensor):
         return value.detach().cpu()
+    if isinstance(value, torch.device):
+        return {"__kind__": "device", "type": str(value)}
     if isinstance(value, np.ndarray):
         if value.dtype.kind in "biufc":
             return {"__kind__": "ndarray", "data": torch.from_numpy(np.array(value))}
@@ -63,6 +65,9 @@ def decode(value):
     if not isinstance(value, dict):
         return value
     kind = value["__kind__"]
+    if kind == "device":                  # saved on a GPU machine, loaded anywhere
+        from recsys_ref.train.runtime import get_device
+        return get_device(value["type"]) if value["type"] == "cpu" else get_device()
     if kind == "ndarray":
         return value["data"].numpy()
     if kind == "list_array":

@@ -365,3 +365,15 @@ def test_torch_model_round_trips_through_the_state_hooks(tmp_path):
     loaded = Recommender.load(model.save(tmp_path / "tiny.pt"))
     assert repr(loaded) == "TinyTorchModel(12x6, embed_dim=4, seed=1)"
     assert torch.equal(loaded.score(torch.arange(12)), model.score(torch.arange(12)))
+
+
+def test_a_trained_torch_model_saves_and_loads_with_identical_scores(tmp_path):
+    from recsys_ref.models import LightGCN
+    train = ratings_frame()
+    model = LightGCN(num_epochs=2, embed_dim=4, lr=1e-2).fit(train, 12, 6)
+    path = model.save(tmp_path / "lightgcn.pt")
+    again = LightGCN.load(path)
+    users = torch.arange(12)
+    assert torch.equal(model.score(users), again.score(users))
+    assert again.get_params() == model.get_params()          # lr, embed_dim via **kwargs
+    assert again.get_params()["lr"] == 1e-2 and LightGCN().get_params()["lr"] == 5e-3
