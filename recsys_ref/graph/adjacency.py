@@ -139,7 +139,7 @@ def normalized_interactions(mat: sp.spmatrix) -> tuple[sp.csr_matrix, np.ndarray
 
 def scipy_normalized_adjacency(train: pd.DataFrame, num_users: int,
                                num_items: int) -> sp.csr_matrix:
-    """The same :math:`\tilde A` as a SciPy CSR matrix (for spectral methods / SVD):
+    r"""The same :math:`\tilde A` as a SciPy CSR matrix (for spectral methods / SVD):
     :math:`\begin{pmatrix} 0 & \tilde R \\ \tilde R^\top & 0 \end{pmatrix}`."""
     ei = bipartite_edge_index(train, num_users, num_items).numpy()
     half = ei[0] < num_users                         # the user -> item direction

@@ -49,7 +49,7 @@ EVENTS = ("on_fit_start", "on_epoch_start", "on_batch_end", "on_validation_start
 
 @dataclass
 class TrainerConfig:
-    """Settings of a run (:meth:`Trainer.get_default_config` gives the defaults).
+    r"""Settings of a run (:meth:`Trainer.get_default_config` gives the defaults).
 
     Attributes:
         num_epochs: maximum epochs (default 100).
