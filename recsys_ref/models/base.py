@@ -75,7 +75,7 @@ __all__ = ["Recommender", "check_fit_frame", "FOLD_IN_MODELS", "FORMAT", "VALUE_
 
 #: models whose :meth:`Recommender.score_items` can score a user unseen at fit time
 FOLD_IN_MODELS = ("Popularity", "ItemKNN", "UserKNN (implicit)", "SVDEmbedding", "BiasedMF",
-                  "ContentBased", "WeightedHybrid", "SwitchingHybrid")
+                  "ContentBased", "WeightedHybrid", "SwitchingHybrid", "LightGCN")
 #: value columns of an interaction frame: explicit ratings or implicit weights
 VALUE_COLUMNS = ("rating", "weight")
 #: tag of the files written by :meth:`Recommender.save`

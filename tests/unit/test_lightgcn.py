@@ -213,3 +213,22 @@ def test_the_graph_is_a_forward_argument():
         for got, want in zip(module(small), module()):
             torch.testing.assert_close(got, want)
         assert not torch.allclose(module(more)[0], module()[0])
+
+
+def test_fold_in_equals_propagating_a_user_without_an_id_vector():
+    """A training user whose layer-0 row is zeroed is, to the propagation, a new user with
+    the same items: the fold-in of those items must give the same scores."""
+    rng = np.random.default_rng(0)
+    rows = {(u, int(i)) for u in range(30) for i in rng.choice(20, size=6, replace=False)}
+    train = pd.DataFrame(sorted(rows), columns=["user", "item"])
+    for normalize in (False, True):
+        model = LightGCN(num_epochs=2, embed_dim=8, num_layers=3, lr=1e-2,
+                         normalize=normalize, temperature=0.5).fit(train, 30, 20)
+        with torch.no_grad():
+            model.module.embedding.weight[4] = 0.0
+        model._cache = None
+        items = train.loc[train.user == 4, "item"].to_numpy()
+        folded = model.score_items(items)
+        assert torch.allclose(folded, model.score(torch.tensor([4]))[0], atol=1e-5)
+        top = model.recommend_for_items(items, k=5)
+        assert not set(top.tolist()) & set(items.tolist())

@@ -40,6 +40,7 @@ Used in: ``chapters/06_graph_convolution``, ``08_graph_attention``, ``09_languag
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -239,6 +240,40 @@ class LightGCN(EmbeddingRecommender):
         ``temperature`` that the loss was trained on."""
         scores = super().score(users)
         return scores / self.temperature if self.normalize else scores
+
+    @torch.no_grad()
+    def _score_items(self, items: np.ndarray, ratings: np.ndarray) -> torch.Tensor:
+        r"""Inductive fold-in of a new user :math:`u` who chose the items :math:`N(u)`:
+        the user node is added to the trained graph with no ID vector
+        (:math:`\mathbf{e}_u^{(0)} = 0`) and propagated as in training,
+
+        .. math::
+
+            \mathbf{e}_u^{(l+1)} = \sum_{i \in N(u)}
+                rac{\mathbf{e}_i^{(l)}}{\sqrt{|N(u)|\, d_i}}, \qquad
+            \mathbf{e}_u = rac{1}{L+1}\sum_{l=0}^{L} \mathbf{e}_u^{(l)},
+
+        with :math:`\mathbf{e}_i^{(l)}` and the degrees :math:`d_i` of the trained graph
+        (the new user's own effect on the items is left out). ``ratings`` are not used."""
+        device = self.module.embedding.weight.device
+        x = self.module.embedding.weight                      # (U+I, d), layer 0
+        adj = self.module.norm_adj
+        deg = torch.as_tensor(np.asarray(self.train_matrix.sum(0)).ravel(), dtype=x.dtype,
+                              device=device)                  # (I,) item degrees
+        idx = torch.as_tensor(items, device=device)
+        if (deg[idx] == 0).any():
+            raise ValueError("items holds items without a training interaction: they have "
+                             "no place in the graph; drop them")
+        weight = (1.0 / torch.sqrt(len(items) * deg[idx]))[:, None]   # (|N(u)|, 1)
+        user = torch.zeros(x.shape[1], dtype=x.dtype, device=device)
+        for _ in range(self.num_layers):                      # e_u^(l+1) from e_i^(l)
+            user += (weight * x[self.num_users + idx]).sum(0)
+            x = adj @ x
+        user /= self.num_layers + 1
+        item_emb = self.embeddings()[1]
+        if self.normalize:
+            return (item_emb @ torch.nn.functional.normalize(user, dim=0)) / self.temperature
+        return item_emb @ user
 
     def __repr__(self) -> str:
         extra = f", normalize=True, temperature={self.temperature}" if self.normalize else ""
