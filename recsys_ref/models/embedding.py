@@ -140,7 +140,9 @@ class EmbeddingRecommender(DotProductScores, Recommender):
     # -- save / load (models.base) ------------------------------------------------------
     #: what fitting leaves behind that scoring does not need (samplers, generators, caches)
     _transient = ("module", "history", "train_df", "_cache", "_sampler", "_pairs", "_gen",
-                  "_work")
+                  "_work", "callbacks")
+    #: training-time objects, not hyper-parameters (not saved, not in ``repr``)
+    _data_params = ("callbacks",)
 
     def _get_state(self) -> dict:
         """The module's weights and the fitted sizes and matrix; the training frame is
@@ -158,7 +160,7 @@ class EmbeddingRecommender(DotProductScores, Recommender):
         self.module = self.build().to(self.device)
         self.module.load_state_dict(weights)
         self.module.eval()
-        self.history, self._cache = None, None
+        self.history, self._cache, self.callbacks = None, None, []
 
     # -- the trainer's model contract --------------------------------------------------
     def trainer_config(self) -> TrainerConfig:

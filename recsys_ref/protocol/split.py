@@ -1,8 +1,8 @@
 r"""One object for an evaluation protocol: what a model trains on, what it is tuned on,
 what it is tested on, and what is masked when it ranks.
 
-A :class:`Split` holds three disjoint-by-construction parts of one interaction table and the
-sizes of its index spaces:
+A :class:`Split` holds parts of one interaction table and the sizes of its index spaces
+(``train`` and ``test`` are disjoint; ``valid`` lies inside ``train``):
 
 * ``train``: everything the final model may see (it includes ``valid``);
 * ``valid``: a part carved out of ``train`` for choosing hyper-parameters and epochs;
@@ -47,6 +47,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import torch
 
 from recsys_ref.protocol import splits as S
 from recsys_ref.protocol.coldstart import cold_item_split, evaluate_cold
@@ -75,6 +76,8 @@ def _unpack(data, num_users: int | None, num_items: int | None):
         num_users = data.num_users if num_users is None else num_users
         num_items = data.num_items if num_items is None else num_items
     S.check_interactions(frame)
+    if not frame.index.is_unique:       # parts are told apart by index labels
+        frame = frame.reset_index(drop=True)
     num_users = int(frame["user"].max()) + 1 if num_users is None else int(num_users)
     num_items = int(frame["item"].max()) + 1 if num_items is None else int(num_items)
     if frame["user"].max() >= num_users or frame["item"].max() >= num_items:
@@ -98,6 +101,8 @@ class Split:
         negatives: for link prediction, sampled non-edges paired with ``test``.
         user_ids, item_ids: original ids of the indices (``user_ids[u]``), when the data
             came with them; ``model.recommend(..., id_map=split)`` then speaks original ids.
+        drop_unseen: the tuning split tests only ``valid`` rows whose user and item occur
+            in ``train`` without ``valid`` (temporal protocols).
     """
 
     train: pd.DataFrame
@@ -112,6 +117,7 @@ class Split:
     negatives: pd.DataFrame | None = None
     user_ids: np.ndarray | None = None
     item_ids: np.ndarray | None = None
+    drop_unseen: bool = False
 
     # ----------------------------------------------------------------- views
     @property
@@ -130,9 +136,10 @@ class Split:
         candidates = None
         if self.candidates is not None:        # cold items: rank the validation cold items
             candidates = np.unique(self.valid["item"].to_numpy())
-        return dataclasses.replace(self, train=self.train_without_valid, test=self.valid,
-                                   valid=None, name=self.name + " (validation)",
-                                   candidates=candidates)
+        train = self.train_without_valid
+        test = S.drop_unseen(self.valid, train) if self.drop_unseen else self.valid
+        return dataclasses.replace(self, train=train, test=test, valid=None,
+                                   name=self.name + " (validation)", candidates=candidates)
 
     def exclude(self) -> list[pd.DataFrame]:
         """The frames masked when ranking for ``test``: the user's training items."""
@@ -153,6 +160,11 @@ class Split:
                 f"users={self.num_users:,}, items={self.num_items:,}, seed={self.seed})")
 
     def __post_init__(self) -> None:
+        if len(self.test) == 0:
+            raise ValueError(f"split {self.name!r} has an empty test part (every test row "
+                             "dropped or none drawn): change the ratios or keep unseen rows")
+        if self.valid is not None and not self.valid.index.isin(self.train.index).all():
+            raise ValueError("valid must be a part of train (its index labels in train's)")
         if self.candidates is None and self.history is None and self.negatives is None:
             unseen = self.sizes()["unseen_test_items"]
             if unseen > 0.01 * len(self.test):
@@ -217,14 +229,15 @@ class Split:
         ``drop_unseen`` test rows of users or items absent from train are dropped."""
         frame, nu, ni, uid, iid = _unpack(data, num_users, num_items)
         train, test = S.temporal_split(frame, test_ratio)
-        val = None
-        if valid_ratio > 0:
-            inner, val = S.temporal_split(train, valid_ratio)
-            val = S.drop_unseen(val, inner) if drop_unseen else val
+        val = S.temporal_split(train, valid_ratio)[1] if valid_ratio > 0 else None
         if drop_unseen:
-            test = S.drop_unseen(test, train)
+            kept = S.drop_unseen(test, train)
+            if len(kept) < len(test):
+                warnings.warn(f"{len(test) - len(kept):,} of {len(test):,} test rows dropped: "
+                              "their user or item never occurs before the cut", stacklevel=2)
+            test = kept
         return cls(train, test, nu, ni, val, f"temporal {1 - test_ratio:g}/{test_ratio:g}",
-                   None, user_ids=uid, item_ids=iid)
+                   None, user_ids=uid, item_ids=iid, drop_unseen=drop_unseen)
 
     @classmethod
     def grouplens_fold(cls, data, fold: int, valid_ratio: float = 0.1, seed: int = 0,
@@ -263,6 +276,7 @@ class Split:
         is_new = frame["user"].isin(new).to_numpy()
         history, test = S.per_user_ratio_split(frame[is_new], (history_frac, 1 - history_frac),
                                                seed=seed)
+        test = test[test["user"].isin(history["user"].unique()).to_numpy()]  # needs a history
         return cls(frame[~is_new], test, nu, ni, None, f"new users {user_frac:g}", seed,
                    history=history, user_ids=uid, item_ids=iid)
 
@@ -276,11 +290,22 @@ class Split:
         S.check_interactions(edges)
         if not 0 < test_ratio < 1:
             raise ValueError(f"test_ratio must lie in (0, 1), got {test_ratio}")
+        u, v = edges["user"].to_numpy(), edges["item"].to_numpy()
+        if max(u.max(), v.max()) >= num_nodes:
+            raise ValueError(f"node ids must lie below num_nodes={num_nodes}")
+        if (u == v).any():
+            raise ValueError("edges holds self-loops; drop them")
+        pairs = pd.Series(list(zip(np.minimum(u, v).tolist(), np.maximum(u, v).tolist())))
+        if pairs.duplicated().any():
+            raise ValueError("edges lists an undirected edge twice (both directions?); keep "
+                             "each edge once, e.g. the rows with user < item")
+        known = set(pairs.tolist())
         rng = np.random.default_rng(seed)
         is_test = np.zeros(len(edges), dtype=bool)
         is_test[rng.permutation(len(edges))[: int(round(test_ratio * len(edges)))]] = True
-        u, v = edges["user"].to_numpy(), edges["item"].to_numpy()
-        known = set(zip(np.minimum(u, v).tolist(), np.maximum(u, v).tolist()))
+        if is_test.sum() > num_nodes * (num_nodes - 1) // 2 - len(known):
+            raise ValueError("the graph has fewer non-edges than held-out edges: lower "
+                             "test_ratio")
         neg: list[tuple[int, int]] = []
         while len(neg) < is_test.sum():
             a, b = rng.integers(0, num_nodes, size=2).tolist()
@@ -298,19 +323,30 @@ def evaluate(model, split: Split, k: int = 10, metrics: Sequence[str] = RANKING_
              **kwargs) -> dict[str, float]:
     """Rank for ``split.test`` as the split says and return ``{metric: value}``.
 
-    The catalogue is ``split.candidates`` when the split has them (cold items), else every
-    item; the user's ``split.train`` items are masked. ``model`` is a fitted Recommender, a
-    ``score_fn`` or a score matrix (see :func:`~recsys_ref.protocol.evaluate.evaluate_ranking`,
-    which receives ``kwargs``). For a new-user split, ``model`` must score the test users
-    from ``split.history`` (e.g. ``lambda users: fitted.score_history(split.history, users)``).
-    Evaluate the tuning part with ``evaluate(model, split.tuning)``.
+    What is masked and ranked follows the protocol: the user's ``split.train`` items,
+    the whole catalogue (most protocols); only ``split.candidates`` (cold items; nothing
+    to mask); the user's ``split.history`` (new users, scored by fold-in:
+    ``model.score_items(history of u)`` for a fitted Recommender, or pass your own
+    ``score_fn``). ``model`` is a fitted Recommender, a ``score_fn`` or a score matrix;
+    ``kwargs`` go to :func:`~recsys_ref.protocol.evaluate.evaluate_ranking`. Evaluate the
+    tuning part with ``evaluate(model, split.tuning)``.
     """
     if split.negatives is not None:
         raise ValueError("a link-prediction split is scored with AUC/AP on split.test and "
                          "split.negatives, not with ranking metrics")
     if split.candidates is not None:
-        return evaluate_cold(as_score_fn(model, None), split.test, split.candidates, split.num_users, k,
-                             metrics=list(metrics))
-    exclude = split.exclude() if split.history is None else [split.history]
+        if kwargs:
+            raise TypeError(f"options {sorted(kwargs)} are not supported on a cold-item "
+                            "split (ranking among the candidates only)")
+        return evaluate_cold(as_score_fn(model, None), split.test, split.candidates,
+                             split.num_users, k, metrics=list(metrics))
+    if split.history is None:
+        return evaluate_ranking(model, split.test, split.num_users, split.num_items, k,
+                                exclude=split.exclude(), metrics=metrics, **kwargs)
+    if hasattr(model, "score_items"):              # a fitted Recommender: fold the users in
+        items = split.history.groupby("user")["item"].agg(lambda s: s.to_numpy())
+
+        def model(users: torch.Tensor, fitted=model) -> torch.Tensor:
+            return torch.stack([fitted.score_items(items[int(u)]) for u in users.tolist()])
     return evaluate_ranking(model, split.test, split.num_users, split.num_items, k,
-                            exclude=exclude, metrics=metrics, **kwargs)
+                            exclude=[split.history], metrics=metrics, **kwargs)

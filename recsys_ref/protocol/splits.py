@@ -208,9 +208,12 @@ def stratified_split(
 def per_user_ratio_split(
     ratings: pd.DataFrame, ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
 ) -> list[pd.DataFrame]:
-    """Per user, shuffle their interactions and cut them at the given ratios.
+    r"""Per user, shuffle their interactions and cut them at the given ratios.
 
-    Every user with at least ``1 / min(ratios)`` interactions appears in every part.
+    A user with :math:`n` rows gets :math:`\operatorname{round}(c_j n) -
+    \operatorname{round}(c_{j-1} n)` of them in part :math:`j` (see
+    :func:`stratified_split`); with the default 0.8/0.1/0.1 a user with 10 or more rows is
+    in every part.
 
     Args:
         ratings: interactions with ``user`` and ``item`` columns.

@@ -377,3 +377,12 @@ def test_a_trained_torch_model_saves_and_loads_with_identical_scores(tmp_path):
     assert torch.equal(model.score(users), again.score(users))
     assert again.get_params() == model.get_params()          # lr, embed_dim via **kwargs
     assert again.get_params()["lr"] == 1e-2 and LightGCN().get_params()["lr"] == 5e-3
+
+
+def test_a_model_fitted_with_callbacks_saves(tmp_path):
+    from recsys_ref.models import LightGCN
+    from recsys_ref.train import EMA
+    model = LightGCN(num_epochs=2, embed_dim=4, callbacks=[EMA(0.5)]).fit(ratings_frame(), 12, 6)
+    again = LightGCN.load(model.save(tmp_path / "m.pt"))
+    assert torch.equal(model.score(torch.arange(12)), again.score(torch.arange(12)))
+    assert again.callbacks == [] and "callbacks" not in again.get_params()

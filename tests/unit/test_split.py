@@ -153,3 +153,52 @@ def test_evaluate_ranking_accepts_a_frame_and_a_model_and_rejects_full_overlap(f
         evaluate_ranking(model, s.test, 20, 30, k=5, exclude=leak)
     with pytest.raises(TypeError, match="DataFrame where a model"):
         evaluate_ranking(s.train, s.test, 20, 30, k=5)
+
+
+def test_new_user_evaluation_folds_the_history_in(frame):
+    from recsys_ref.models import ItemKNN
+    s = Split.new_users(frame, user_frac=0.25, history_frac=0.5, seed=0)
+    model = ItemKNN(k=10).fit(s.train, 20, 30)
+    hist = s.history.groupby("user")["item"].agg(lambda x: x.to_numpy())
+
+    def by_hand(users):
+        return torch.stack([model.score_items(hist[int(u)]) for u in users.tolist()])
+    ref = evaluate_ranking(by_hand, s.test, 20, 30, k=5, exclude=[s.history])
+    assert evaluate(model, s, k=5) == ref
+
+
+def test_repeated_index_labels_do_not_lose_training_rows(frame):
+    shuffled = frame.set_axis(np.arange(len(frame)) % 50)          # labels repeat
+    s = Split.per_user(shuffled, (0.8, 0.1, 0.1), seed=0)
+    assert len(s.train_without_valid) + len(s.valid) == len(s.train)
+
+
+def test_temporal_tuning_trains_only_on_the_past(frame):
+    s = Split.temporal(frame, test_ratio=0.2, valid_ratio=0.25, drop_unseen=False)
+    t = s.tuning
+    assert t.train["timestamp"].max() < s.valid["timestamp"].min()
+    assert set(t.test.index) <= set(s.valid.index)
+
+
+def test_link_prediction_rejects_bad_graphs():
+    both = pd.DataFrame({"user": [0, 1], "item": [1, 0]})
+    with pytest.raises(ValueError, match="twice"):
+        Split.link_prediction(both, 3)
+    dense = pd.DataFrame({"user": [0, 0, 0, 1, 1, 2], "item": [1, 2, 3, 2, 3, 3]})
+    with pytest.raises(ValueError, match="fewer non-edges"):
+        Split.link_prediction(dense, 4, test_ratio=0.5)
+    with pytest.raises(ValueError, match="below num_nodes"):
+        Split.link_prediction(pd.DataFrame({"user": [0], "item": [5]}), 3)
+
+
+def test_cold_item_evaluation_refuses_options_it_cannot_honour(frame):
+    s = Split.cold_items(frame, cold_frac=0.2, seed=0)
+    with pytest.raises(TypeError, match="return_topk"):
+        evaluate(torch.zeros(20, 30), s, k=5, return_topk=True)
+
+
+def test_temporal_split_that_drops_every_test_row_says_so(frame):
+    # timestamps grow with the user id: the future belongs to users never seen before
+    with pytest.warns(UserWarning, match="test rows dropped"), \
+            pytest.raises(ValueError, match="empty test part"):
+        Split.temporal(frame, test_ratio=0.2)
