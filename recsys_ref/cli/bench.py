@@ -21,7 +21,9 @@ Protocols (named constructors of :class:`recsys_ref.protocol.split.Split`):
     global time cut: the latest ``--test-ratio`` of interactions test.
 
 Output files in ``--out``: ``metrics.json`` (metrics, protocol, parameters, timings),
-``train.csv`` and ``test.csv`` (``user_id,item_id`` in the dataset's original ids) and
+``train.csv`` (what the model was fitted on: train without the validation part),
+``valid.csv`` (when there is one) and ``test.csv`` (``user_id,item_id`` in the dataset's
+original ids) and
 ``topk.csv`` (``user_id,item_id,rank``, rank 1 = best) for every evaluated user. Files are
 written to a temporary folder and moved into place at the end, so a failed run leaves no
 half-written results.
