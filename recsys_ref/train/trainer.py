@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from recsys_ref.train.callbacks import EarlyStopping
 from recsys_ref.train.runtime import get_device, set_seed, torch_threads
@@ -122,6 +121,31 @@ class Phase:
     num_epochs: int
     start: Callable | None = None
     overrides: dict = field(default_factory=dict)
+
+
+class _NoBar:
+    """What the loop needs of a tqdm bar, doing nothing (``progress=False``)."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __iter__(self):
+        return iter(range(self.n))
+
+    def set_postfix(self, **kw) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(n: int, desc: str, show: bool):
+    """A tqdm bar over ``range(n)`` when ``show``; imported only then (``tqdm.auto``
+    warns at import in a notebook without ipywidgets)."""
+    if not show:
+        return _NoBar(n)
+    from tqdm.auto import tqdm
+    return tqdm(range(n), desc=desc, leave=False)
 
 
 class Trainer:
@@ -227,8 +251,7 @@ class Trainer:
             self.callbacks["on_fit_end"].insert(0, stopper.on_fit_end)
         try:
             self.trigger_callbacks("on_fit_start")
-            bar = tqdm(range(cfg.num_epochs), desc=cfg.desc, disable=not cfg.progress,
-                       leave=False)
+            bar = _progress(cfg.num_epochs, cfg.desc, cfg.progress)
             for epoch in bar:
                 self.epoch = epoch
                 row = {"epoch": epoch, "loss": self._epoch(model, module, opt, epoch)}
