@@ -1,4 +1,4 @@
-"""What else was tried to lift LightGCN on MovieLens-100K (issue #4), and how much one
+"""What else was tried to lift LightGCN on MovieLens-100K, and how much one
 seed moves the result.
 
     python benchmarks/part2_lightgcn_variants.py [--part variants|seeds|all] [--threads 1]
