@@ -37,7 +37,7 @@ import pandas as pd
 
 from recsys_ref.data.store import DataError
 
-__all__ = ["Interactions", "InteractionsDataset", "UnknownIdError", "from_frame"]
+__all__ = ["Interactions", "InteractionsDataset", "UnknownIdError", "from_frame", "to_index"]
 
 Duplicates = Literal["error", "sum", "last", "first"]
 
@@ -65,8 +65,9 @@ class InteractionsDataset:
         return self.interactions.item_ids
 
 
-class UnknownIdError(KeyError):
-    """An original id (or index) that the interaction table's map does not contain."""
+class UnknownIdError(KeyError, ValueError):
+    """An original id (or index) that an id map does not contain (a ``KeyError`` and a
+    ``ValueError``)."""
 
     def __str__(self) -> str:  # KeyError would show the message in quotes
         return str(self.args[0]) if self.args else ""
@@ -133,11 +134,11 @@ class Interactions:
         Raises:
             UnknownIdError: listing ids that did not occur in the table.
         """
-        return _to_index(ids, self.user_ids, "user")
+        return to_index(ids, self.user_ids, "user")
 
     def to_item_index(self, ids: Any) -> Any:
         """Original item id(s) -> index; see :meth:`to_user_index`."""
-        return _to_index(ids, self.item_ids, "item")
+        return to_index(ids, self.item_ids, "item")
 
     def to_user_id(self, index: Any) -> Any:
         """User index (or indices) -> original id(s).
@@ -176,7 +177,9 @@ def _show(values: Sequence[Any], k: int = 5) -> str:
     return shown + (f" ... ({len(values)} in all)" if len(values) > k else "")
 
 
-def _to_index(ids: Any, known: np.ndarray, kind: str) -> Any:
+def to_index(ids: Any, known: np.ndarray, kind: str) -> Any:
+    """Positions of original ``ids`` in ``known`` (``known[pos] == id``); a scalar for a
+    scalar. Raises :class:`UnknownIdError` naming the ids that are not there."""
     scalar = np.ndim(ids) == 0
     values = np.asarray([ids] if scalar else ids, dtype=object if known.dtype == object
                         else None)

@@ -66,6 +66,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
+from recsys_ref.data.interactions import to_index
 from recsys_ref.data.store import atomic_write
 from recsys_ref.models.state import decode, encode
 from recsys_ref.protocol.evaluate import interaction_matrix, topk_items
@@ -266,13 +267,7 @@ class Recommender:
     def _to_index(ids, known: np.ndarray, what: str) -> np.ndarray:
         if isinstance(ids, (torch.Tensor, np.ndarray)):
             ids = ids.tolist()
-        ids = np.asarray([ids] if np.isscalar(ids) else list(ids), dtype=object).ravel()
-        pos = pd.Index(known).get_indexer(pd.Index(ids, dtype=object))
-        if (pos < 0).any():
-            unknown = ids[pos < 0][:5]
-            raise ValueError(f"{what} id(s) {list(unknown)} are not in the id map: the model "
-                             f"knows only the {what}s it was fitted on")
-        return pos
+        return to_index([ids] if np.isscalar(ids) else list(ids), np.asarray(known), what)
 
     # ------------------------------------------------------------------ ranking
     def recommend(self, users: Sequence | np.ndarray | torch.Tensor, k: int = 10,

@@ -168,7 +168,7 @@ def test_recommend_in_original_ids():
     data.user_ids, data.item_ids = user_ids, item_ids
     np.testing.assert_array_equal(model.set_id_map(data).recommend(["u3", "u0"], 2, id_map=True),
                                   got)
-    with pytest.raises(ValueError, match="not in the id map"):
+    with pytest.raises(ValueError, match="not in the map"):
         model.recommend(["nobody"], 2, id_map=True)
 
 
