@@ -30,7 +30,13 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from recsys_ref.protocol.metrics import RANKING_METRICS, average_popularity, catalogue_coverage, ranking_metrics
+from recsys_ref.protocol.metrics import (
+    RANKING_METRICS,
+    average_popularity,
+    beyond_accuracy,
+    catalogue_coverage,
+    ranking_metrics,
+)
 
 __all__ = ["interaction_matrix", "topk_items", "evaluate_ranking", "as_score_fn", "ScoreFn"]
 
@@ -80,7 +86,8 @@ def as_score_fn(model, device: torch.device | None = None) -> ScoreFn:
                         "score matrix")
     mat = torch.as_tensor(np.asarray(model) if isinstance(model, np.ndarray) else model)
     if mat.dim() != 2:
-        raise ValueError(f"a score matrix must be 2-D (num_users, num_items), got {tuple(mat.shape)}")
+        raise ValueError(f"a score matrix must be 2-D (num_users, num_items), got "
+                         f"{tuple(mat.shape)}")
     if device is not None:
         mat = mat.to(device)
     return lambda users: mat[users.to(mat.device)]
@@ -89,7 +96,8 @@ def as_score_fn(model, device: torch.device | None = None) -> ScoreFn:
 def _dense_rows(mat: sp.csr_matrix, rows: np.ndarray, device) -> torch.Tensor:
     sub = mat[rows].tocoo()
     out = torch.zeros(len(rows), mat.shape[1], dtype=torch.bool, device=device)
-    out[torch.as_tensor(sub.row, device=device).long(), torch.as_tensor(sub.col, device=device).long()] = True
+    rows_t = torch.as_tensor(sub.row, device=device).long()
+    out[rows_t, torch.as_tensor(sub.col, device=device).long()] = True
     return out
 
 
@@ -155,9 +163,11 @@ def topk_items(
                 f"score function returned shape {tuple(scores.shape)}, expected "
                 f"({len(rows)}, {num_items}) = (batch users, num_items)"
             )
-        scores = scores.detach().to(torch.float64 if scores.dtype == torch.float64 else torch.float32)
+        scores = scores.detach().to(
+            torch.float64 if scores.dtype == torch.float64 else torch.float32)
         if torch.isnan(scores).any():
-            raise ValueError("the model produced NaN scores; check training (learning rate, inputs)")
+            raise ValueError("the model produced NaN scores; check training (learning rate, "
+                             "inputs)")
         if exclude is not None:
             mask = _dense_rows(exclude.tocsr(), rows, scores.device)
             scores = scores.masked_fill(mask, float("-inf"))
@@ -193,7 +203,9 @@ def evaluate_ranking(
     device: torch.device | str | None = None,
     item_popularity: np.ndarray | None = None,
     return_topk: bool = False,
-) -> dict[str, float] | tuple[dict[str, float], torch.Tensor, np.ndarray]:
+    per_user: bool = False,
+    beyond: pd.DataFrame | sp.spmatrix | None = None,
+) -> dict[str, float] | tuple:
     """Rank the full catalogue for every test user and compute ranking metrics.
 
     Args:
@@ -211,9 +223,19 @@ def evaluate_ranking(
         item_popularity: if given (share of training users per item), adds
             ``coverage`` and ``avg_popularity``.
         return_topk: also return the ``(U, k)`` top-k matrix and the evaluated users.
+        per_user: also return the per-user metrics: a frame indexed by the evaluated
+            users' indices (index name ``"user"``, ascending), one float column per name
+            in ``metrics``; its column means are the returned averages. Pair two models
+            user by user with :func:`recsys_ref.protocol.stats.paired_test`.
+        beyond: the training interactions (a frame with ``user``/``item`` columns, or a
+            ``(num_users, num_items)`` sparse matrix); if given, adds ``coverage``,
+            ``gini``, ``novelty`` and ``diversity`` of the top-k lists
+            (:func:`recsys_ref.protocol.metrics.beyond_accuracy`).
 
     Returns:
-        ``{metric: value}``, plus ``(topk, users)`` when ``return_topk``.
+        ``metrics`` (``{name: value}``); ``(metrics, per_user_frame)`` when ``per_user``;
+        ``(metrics, topk, users)`` when ``return_topk``; ``(metrics, per_user_frame,
+        topk, users)`` when both.
     """
     truth = interaction_matrix(test, num_users, num_items)
     n_rel = np.asarray(truth.sum(1)).ravel()
@@ -241,10 +263,31 @@ def evaluate_ranking(
         _dense_rows(truth, users[s:s + batch_size], None).gather(1, topk[s:s + batch_size])
         for s in range(0, len(users), batch_size)
     ])
-    res = ranking_metrics(hits, torch.as_tensor(n_rel[users]), metrics, map_denominator)
+    per = ranking_metrics(hits, torch.as_tensor(n_rel[users]), metrics, map_denominator,
+                          reduce="none")
+    res = {name: float(v.mean()) for name, v in per.items()}
     if item_popularity is not None:
         res["coverage"] = catalogue_coverage(topk, num_items)
         res["avg_popularity"] = average_popularity(topk, item_popularity)
+    if beyond is not None:
+        res.update(beyond_accuracy(topk, _train_matrix(beyond, num_users, num_items)))
+    out: tuple = (res,)
+    if per_user:
+        out += (pd.DataFrame({name: v.numpy() for name, v in per.items()},
+                             index=pd.Index(users, name="user")),)
     if return_topk:
-        return res, topk, users
-    return res
+        out += (topk, users)
+    return out if len(out) > 1 else res
+
+
+def _train_matrix(beyond, num_users: int, num_items: int) -> sp.csr_matrix:
+    """The ``beyond`` argument of :func:`evaluate_ranking` as a checked sparse matrix."""
+    if isinstance(beyond, pd.DataFrame):
+        return interaction_matrix(beyond, num_users, num_items)
+    if not sp.issparse(beyond):
+        raise TypeError(f"beyond must be the training interactions (a frame with user and "
+                        f"item columns, or a sparse matrix), got {type(beyond).__name__}")
+    if beyond.shape != (num_users, num_items):
+        raise ValueError(f"beyond has shape {beyond.shape}, expected (num_users, num_items) "
+                         f"= ({num_users}, {num_items})")
+    return sp.csr_matrix(beyond)

@@ -23,9 +23,50 @@ with :math:`D_u = |R_u|` (``map_denominator="relevant"``: Microsoft Recommenders
 ``map``, the MAP of their published benchmark table) or
 :math:`D_u = \min(k, |R_u|)` (``"min"``: the common MAP@k, which reaches 1 for a perfect
 list; their ``map_at_k`` since 1.2.0). Precision, recall, nDCG and both MAPs equal
-``recommenders`` 1.2.1's on the same lists (``tests/unit/test_recommenders_peer.py``). :math:`\mathrm{HR@k} = [h_u > 0]`, :math:`\mathrm{MRR@k} = 1 / r^\ast` with
+``recommenders`` 1.2.1's on the same lists (``tests/unit/test_recommenders_peer.py``).
+:math:`\mathrm{HR@k} = [h_u > 0]`, :math:`\mathrm{MRR@k} = 1 / r^\ast` with
 :math:`r^\ast` the first hit's rank (0 without a hit). F1 is computed per user, then
 averaged.
+
+**Beyond accuracy.** For the top-:math:`k` lists :math:`L_u` of the evaluated users
+:math:`U` over a catalogue :math:`I` with :math:`n = |I|` items, let
+:math:`c_i = |\{u : i \in L_u\}|` be the number of lists that show item :math:`i`
+(:math:`c_i = 0` for an item never shown) and :math:`c_{(1)} \le \dots \le c_{(n)}` the
+counts sorted in ascending order. Then
+
+.. math::
+
+    \mathrm{Coverage} = \frac{|\{i : c_i > 0\}|}{n}, \qquad
+    \mathrm{Gini} = \frac{\sum_{j=1}^{n} (2j - n - 1)\, c_{(j)}}{n \sum_{j} c_{(j)}}
+                  = \frac{\sum_{i}\sum_{i'} |c_i - c_{i'}|}{2 n \sum_i c_i}.
+
+Gini is 0 when every item is shown equally often and :math:`(n-1)/n \to 1` when every
+list shows the same items (Gini of exposure, as in RecBole's ``GiniIndex``). With
+:math:`p(i)` the share of training users who had item :math:`i`, novelty is the mean
+self-information of a recommended item (Castells, Vargas & Wang 2011; Zhou et al. 2010),
+
+.. math::
+
+    \mathrm{Novelty} = \frac{1}{|U|\,k} \sum_{u} \sum_{i \in L_u} -\log_2 p(i),
+
+in bits: an item every user had is worth 0 bits, an item one user in 1,024 had is worth 10.
+Intra-list diversity (Ziegler et al. 2005) is one minus the mean cosine similarity of the
+:math:`k(k-1)/2` pairs inside a list, averaged over lists,
+
+.. math::
+
+    \mathrm{ILD} = \frac{1}{|U|} \sum_u \Bigl(1 - \frac{2}{k(k-1)}
+                   \sum_{\{i, j\} \subseteq L_u} \cos(\mathbf{v}_i, \mathbf{v}_j)\Bigr);
+
+with :math:`\mathbf{v}_i` the column of item :math:`i` in the binary training matrix,
+:math:`\cos(\mathbf{v}_i, \mathbf{v}_j) = |U_i \cap U_j| / \sqrt{|U_i|\,|U_j|}` (the
+users who had both over the geometric mean of their counts), Microsoft Recommenders'
+item co-occurrence similarity. Against Recommenders 1.2.1 (``catalog_coverage``,
+``novelty``, ``diversity``; ``tests/unit/test_recommenders_peer.py``): their coverage
+divides by the number of items *in the training frame*, not the catalogue; their
+:math:`p(i)` is item :math:`i`'s share of all training *interactions*, not of users (their
+novelty is ours plus :math:`\log_2` of the mean number of items per user); the diversities
+are equal.
 
 The workhorse is :func:`ranking_metrics`, which takes a boolean *hit matrix*
 ``hits[u, r] = rel_r`` of shape ``(U, k)`` and ``num_relevant`` of shape ``(U,)``;
@@ -33,13 +74,14 @@ The workhorse is :func:`ranking_metrics`, which takes a boolean *hit matrix*
 (:func:`precision_at_k` …) are for small examples you can check by hand.
 
 Used in: ``chapters/01_recsys_basics`` (every formula with a worked example) and every
-chapter after it.
+chapter after it; the beyond-accuracy measures in the comparison tables of chapters 1–9.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 __all__ = [
@@ -55,6 +97,10 @@ __all__ = [
     "mrr_at_k",
     "catalogue_coverage",
     "average_popularity",
+    "gini_exposure",
+    "novelty",
+    "intra_list_diversity",
+    "beyond_accuracy",
     "rmse",
     "mae",
 ]
@@ -92,7 +138,8 @@ def ranking_metrics(
     hits = torch.as_tensor(hits)
     num_relevant = torch.as_tensor(num_relevant)
     if hits.dim() != 2 or hits.shape[1] == 0:
-        raise ValueError(f"hits must have shape (num_users, k) with k >= 1, got {tuple(hits.shape)}")
+        raise ValueError(f"hits must have shape (num_users, k) with k >= 1, got "
+                         f"{tuple(hits.shape)}")
     if num_relevant.shape != (hits.shape[0],):
         raise ValueError(
             f"num_relevant must have shape ({hits.shape[0]},) to match hits, got "
@@ -233,6 +280,181 @@ def average_popularity(topk: torch.Tensor | np.ndarray, item_popularity) -> floa
     if topk.numel() == 0:
         raise ValueError("topk is empty")
     return float(pop[topk.long()].mean())
+
+
+def _topk_array(topk, num_items: int, what: str = "num_items") -> np.ndarray:
+    """``topk`` as a 2-D int64 array with every index in ``0..num_items - 1``."""
+    arr = np.asarray(torch.as_tensor(topk).cpu()) if isinstance(topk, torch.Tensor) \
+        else np.asarray(topk)
+    if arr.ndim != 2 or arr.size == 0:
+        raise ValueError(f"topk must be a non-empty (num_users, k) array of item indices, "
+                         f"got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"topk must hold integer item indices, got dtype {arr.dtype}")
+    if arr.min() < 0 or arr.max() >= num_items:
+        bad = int(arr.max() if arr.max() >= num_items else arr.min())
+        raise ValueError(f"topk holds item index {bad} outside 0..{num_items - 1} "
+                         f"({what} = {num_items})")
+    return arr.astype(np.int64, copy=False)
+
+
+def gini_exposure(topk: torch.Tensor | np.ndarray, num_items: int) -> float:
+    r"""Gini coefficient of how often each catalogue item is recommended.
+
+    With :math:`c_{(1)} \le \dots \le c_{(n)}` the sorted numbers of lists showing each of
+    the :math:`n` = ``num_items`` items (items never shown count as 0),
+    :math:`G = \sum_j (2j - n - 1)\, c_{(j)} / (n \sum_j c_{(j)})`: 0 when every item is
+    shown equally often, :math:`(n-1)/n` (→ 1) when all exposure goes to one item.
+
+    Example: counts (0, 0, 3, 1) sort to (0, 0, 1, 3); weights (-3, -1, 1, 3) give
+    :math:`(1 + 9) / (4 \cdot 4) = 0.625`.
+    """
+    if not isinstance(num_items, (int, np.integer)) or num_items <= 0:
+        raise ValueError(f"num_items must be a positive integer, got {num_items!r}")
+    counts = np.sort(np.bincount(_topk_array(topk, num_items).ravel(), minlength=num_items))
+    n = len(counts)
+    weights = 2 * np.arange(1, n + 1) - n - 1
+    return float((weights * counts).sum() / (n * counts.sum()))
+
+
+def novelty(
+    topk: torch.Tensor | np.ndarray,
+    item_popularity: np.ndarray | Sequence[float],
+    unseen: str | float = "raise",
+) -> float:
+    r"""Mean self-information :math:`-\log_2 p(i)` of the recommended items, in bits.
+
+    Args:
+        topk: ``(num_users, k)`` item indices.
+        item_popularity: ``p(i)`` per item, the share of training users who had item
+            ``i`` (``train_matrix.getnnz(0) / num_users``), in ``[0, 1]``.
+        unseen: what an item with ``p(i) = 0`` (no training user had it; its
+            self-information is infinite) contributes: ``"raise"`` refuses with an error;
+            ``"zero"`` counts 0 bits, Recommenders' rule (their inner merge drops such items
+            from the sum but not from the count); a number in ``(0, 1]`` is used as its
+            ``p(i)`` (:func:`beyond_accuracy` passes ``1 / num_users``: the item counts as
+            had by one user, the largest finite self-information).
+    """
+    pop = np.asarray(item_popularity, dtype=np.float64)
+    if pop.ndim != 1:
+        raise ValueError(f"item_popularity must be 1-D (one share per item), got {pop.shape}")
+    if not np.all(np.isfinite(pop)) or pop.min() < 0 or pop.max() > 1:
+        raise ValueError("item_popularity must hold shares in [0, 1] (the fraction of "
+                         "training users who had each item), not counts")
+    p = pop[_topk_array(topk, len(pop), "len(item_popularity)")]
+    zero = p == 0
+    if zero.any():
+        if isinstance(unseen, str) and unseen == "raise":
+            raise ValueError(
+                f"{int(zero.sum())} recommended entries are items no training user had "
+                "(p(i) = 0, infinite self-information): pass unseen=\"zero\" (Recommenders' "
+                "rule) or unseen=<a share such as 1 / num_users> to score them")
+        if isinstance(unseen, str) and unseen == "zero":
+            info = np.zeros_like(p)
+            info[~zero] = -np.log2(p[~zero])
+            return float(info.mean())
+        if isinstance(unseen, str) or not 0 < float(unseen) <= 1:
+            raise ValueError(f"unseen must be 'raise', 'zero' or a share in (0, 1], got "
+                             f"{unseen!r}")
+        p = np.where(zero, float(unseen), p)
+    return float(-np.log2(p).mean())
+
+
+_ILD_BATCH = 512  # lists per batch: memory O((batch * k)^2)
+
+
+def intra_list_diversity(
+    topk: torch.Tensor | np.ndarray,
+    item_vectors: np.ndarray | torch.Tensor | sp.spmatrix,
+) -> float:
+    r"""One minus the mean pairwise cosine similarity inside each list, averaged over lists.
+
+    Args:
+        topk: ``(num_users, k)`` item indices, ``k >= 2``, no item twice in a list.
+        item_vectors: **one row per item**, ``(num_items, d)``, dense (array, tensor) or
+            scipy sparse. For the training interactions, pass the transpose of the
+            ``(num_users, num_items)`` matrix, ``train_matrix.T``: its rows are the items'
+            user columns and the similarity is Recommenders' co-occurrence cosine. An item
+            whose vector is zero has similarity 0 with every item (Recommenders' rule for
+            pairs never seen together).
+    """
+    if isinstance(item_vectors, torch.Tensor):
+        item_vectors = item_vectors.detach().cpu().numpy()
+    if sp.issparse(item_vectors):
+        vec = sp.csr_matrix(item_vectors, dtype=np.float64)
+        norms = np.sqrt(np.asarray(vec.multiply(vec).sum(1)).ravel())
+    else:
+        vec = np.asarray(item_vectors, dtype=np.float64)
+        if vec.ndim != 2:
+            raise ValueError(f"item_vectors must be 2-D (num_items, d), got shape {vec.shape}")
+        norms = np.linalg.norm(vec, axis=1)
+    lists = _topk_array(topk, vec.shape[0], "item_vectors.shape[0], one row per item: for a "
+                        "(num_users, num_items) interaction matrix pass its transpose .T")
+    k = lists.shape[1]
+    if k < 2:
+        raise ValueError("intra-list diversity needs lists of k >= 2 items (pairs inside a "
+                         "list)")
+    srt = np.sort(lists, axis=1)
+    if (srt[:, 1:] == srt[:, :-1]).any():
+        raise ValueError("a list repeats an item; top-k lists hold distinct items")
+    inv_norm = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+    vec = sp.diags(inv_norm) @ vec if sp.issparse(vec) else vec * inv_norm[:, None]
+    off_diag = ~np.eye(k, dtype=bool)
+    total = 0.0
+    for start in range(0, len(lists), _ILD_BATCH):
+        batch = lists[start:start + _ILD_BATCH]
+        uniq, inv = np.unique(batch, return_inverse=True)
+        sub = vec[uniq]
+        sim = sub @ sub.T
+        sim = sim.toarray() if sp.issparse(sim) else np.asarray(sim)
+        inv = inv.reshape(batch.shape)
+        pair_sim = sim[inv[:, :, None], inv[:, None, :]][:, off_diag]   # (B, k(k-1))
+        total += (1.0 - pair_sim.mean(1)).sum()
+    return float(total / len(lists))
+
+
+def beyond_accuracy(
+    topk: torch.Tensor | np.ndarray, train_matrix: sp.spmatrix | np.ndarray
+) -> dict[str, float]:
+    r"""Coverage, Gini of exposure, novelty and intra-list diversity of top-k lists,
+    measured against the training interactions.
+
+    Args:
+        topk: ``(num_users, k)`` item indices of the evaluated users' lists.
+        train_matrix: ``(num_users, num_items)`` training interactions (nonzeros count as
+            interactions; values are ignored), e.g.
+            :func:`~recsys_ref.protocol.evaluate.interaction_matrix` of ``split.train``.
+
+    Returns:
+        ``{"coverage", "gini", "novelty", "diversity"}``: :func:`catalogue_coverage` and
+        :func:`gini_exposure` over the ``num_items`` of the matrix; :func:`novelty` with
+        ``p(i) = |U_i| / |U_train|``, ``U_train`` the users with at least one training
+        interaction (all users on most splits; not the held-out users of a new-user
+        split), and an item no training user had counted as had by one
+        (``p = 1 / |U_train|``); :func:`intra_list_diversity` with the matrix's columns as
+        the item vectors (NaN for ``k = 1``: a list of one has no pair).
+    """
+    mat = sp.csr_matrix(train_matrix, dtype=np.float64)
+    if mat.ndim != 2 or min(mat.shape) == 0:
+        raise ValueError(f"train_matrix must be a non-empty (num_users, num_items) matrix, "
+                         f"got shape {mat.shape}")
+    mat.sum_duplicates()
+    mat.eliminate_zeros()
+    mat.data[:] = 1.0
+    num_items = mat.shape[1]
+    lists = _topk_array(topk, num_items, "train_matrix.shape[1]")
+    num_train_users = int((mat.getnnz(axis=1) > 0).sum())
+    if num_train_users == 0:
+        raise ValueError("train_matrix holds no interaction: nothing to measure novelty "
+                         "and diversity against")
+    pop = mat.getnnz(axis=0) / num_train_users
+    return {
+        "coverage": catalogue_coverage(lists, num_items),
+        "gini": gini_exposure(lists, num_items),
+        "novelty": novelty(lists, pop, unseen=1.0 / num_train_users),
+        "diversity": (intra_list_diversity(lists, mat.T) if lists.shape[1] >= 2
+                      else float("nan")),
+    }
 
 
 def _pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:

@@ -320,7 +320,8 @@ class Split:
 
 
 def evaluate(model, split: Split, k: int = 10, metrics: Sequence[str] = RANKING_METRICS,
-             **kwargs) -> dict[str, float]:
+             per_user: bool = False, beyond: bool = False,
+             **kwargs) -> dict[str, float] | tuple:
     """Rank for ``split.test`` as the split says and return ``{metric: value}``.
 
     What is masked and ranked follows the protocol: the user's ``split.train`` items,
@@ -330,16 +331,25 @@ def evaluate(model, split: Split, k: int = 10, metrics: Sequence[str] = RANKING_
     ``score_fn``). ``model`` is a fitted Recommender, a ``score_fn`` or a score matrix;
     ``kwargs`` go to :func:`~recsys_ref.protocol.evaluate.evaluate_ranking`. Evaluate the
     tuning part with ``evaluate(model, split.tuning)``.
+
+    ``per_user=True`` returns ``(metrics, per_user_frame)`` (index: user index, one
+    column per metric) to pair two models with
+    :func:`~recsys_ref.protocol.stats.paired_test`; ``beyond=True`` adds ``coverage``,
+    ``gini``, ``novelty`` and ``diversity`` of the top-k lists, measured against
+    ``split.train`` (:func:`~recsys_ref.protocol.metrics.beyond_accuracy`). With
+    ``return_topk=True`` as well, the tuple is ``(metrics, per_user_frame, topk, users)``.
     """
     if split.negatives is not None:
         raise ValueError("a link-prediction split is scored with AUC/AP on split.test and "
                          "split.negatives, not with ranking metrics")
     if split.candidates is not None:
-        if kwargs:
-            raise TypeError(f"options {sorted(kwargs)} are not supported on a cold-item "
+        options = sorted(kwargs) + ["per_user"] * bool(per_user) + ["beyond"] * bool(beyond)
+        if options:
+            raise TypeError(f"options {options} are not supported on a cold-item "
                             "split (ranking among the candidates only)")
         return evaluate_cold(as_score_fn(model, None), split.test, split.candidates,
                              split.num_users, k, metrics=list(metrics))
+    kwargs.update(per_user=per_user, beyond=split.train if beyond else None)
     if split.history is None:
         return evaluate_ranking(model, split.test, split.num_users, split.num_items, k,
                                 exclude=split.exclude(), metrics=metrics, **kwargs)

@@ -107,3 +107,91 @@ def test_fast_topk_equals_full_stable_sort(levels):
     for k in (1, 10, 40):
         full = torch.sort(scores, dim=1, descending=True, stable=True).indices[:, :k]
         assert torch.equal(_stable_topk(scores, k), full)
+
+
+# ---------------------------------------------------------------------------- per user, beyond
+@pytest.fixture
+def small_case():
+    """25 users x 40 items, 6 training items each; users 22-24 have no test items."""
+    rng = np.random.default_rng(7)
+    nu, ni = 25, 40
+    train = _frame([(u, int(i)) for u in range(nu) for i in rng.choice(ni, 6, replace=False)])
+    test_pairs = []
+    for u in range(nu - 3):
+        seen = set(train[train.user == u].item)
+        free = [i for i in range(ni) if i not in seen]
+        test_pairs += [(u, int(i)) for i in rng.choice(free, 1 + u % 4, replace=False)]
+    return train, _frame(test_pairs), rng.random((nu, ni)), nu, ni
+
+
+def test_per_user_frame_rows_are_users_and_means_are_the_metrics(small_case):
+    train, test, scores, nu, ni = small_case
+    res, frame = evaluate_ranking(scores, test, nu, ni, 5, exclude=[train], per_user=True)
+    assert frame.index.name == "user" and list(frame.index) == list(range(nu - 3))
+    assert list(frame.columns) == list(M.RANKING_METRICS)
+    assert all(frame.dtypes == np.float64)
+    for name in M.RANKING_METRICS:
+        assert frame[name].mean() == pytest.approx(res[name], rel=1e-12)
+    assert res == evaluate_ranking(scores, test, nu, ni, 5, exclude=[train])
+    # one row by hand: user 3's list, brute force
+    seen = set(train[train.user == 3].item)
+    ranked = [[i for i in np.argsort(-scores[3], kind="stable") if i not in seen][:5]]
+    relevant = [set(test[test.user == 3].item)]
+    assert frame.loc[3, "ndcg"] == pytest.approx(M.ndcg_at_k(ranked, relevant, 5))
+    assert frame.loc[3, "recall"] == pytest.approx(M.recall_at_k(ranked, relevant, 5))
+
+
+def test_per_user_and_return_topk_tuple_order(small_case):
+    train, test, scores, nu, ni = small_case
+    res, topk, users = evaluate_ranking(scores, test, nu, ni, 5, exclude=[train],
+                                        metrics=["ndcg"], return_topk=True)
+    res2, frame, topk2, users2 = evaluate_ranking(scores, test, nu, ni, 5, exclude=[train],
+                                                  metrics=["ndcg"], return_topk=True,
+                                                  per_user=True)
+    assert res == res2 and torch.equal(topk, topk2) and np.array_equal(users, users2)
+    assert np.array_equal(frame.index.to_numpy(), users) and list(frame.columns) == ["ndcg"]
+
+
+def test_beyond_adds_the_four_measures_against_train(small_case):
+    train, test, scores, nu, ni = small_case
+    res, topk, _ = evaluate_ranking(scores, test, nu, ni, 5, exclude=[train], beyond=train,
+                                    return_topk=True)
+    expected = M.beyond_accuracy(topk, interaction_matrix(train, nu, ni))
+    for key in ("coverage", "gini", "novelty", "diversity"):
+        assert res[key] == expected[key]
+    as_matrix = evaluate_ranking(scores, test, nu, ni, 5, exclude=[train],
+                                 beyond=interaction_matrix(train, nu, ni))
+    assert as_matrix == res
+    with pytest.raises(ValueError, match="expected \\(num_users, num_items\\)"):
+        evaluate_ranking(scores, test, nu, ni, 5, beyond=interaction_matrix(train, nu, ni).T)
+    with pytest.raises(TypeError, match="training interactions"):
+        evaluate_ranking(scores, test, nu, ni, 5, beyond=True)
+
+
+def test_split_evaluate_passes_per_user_and_beyond_through(small_case):
+    from recsys_ref.protocol.split import Split, evaluate
+    train, test, scores, nu, ni = small_case
+    split = Split.recommenders(pd.concat([train, test], ignore_index=True), seed=1,
+                               num_users=nu, num_items=ni)
+    res, frame = evaluate(scores, split, k=5, per_user=True, beyond=True)
+    ref, ref_frame = evaluate_ranking(scores, split.test, nu, ni, 5, exclude=split.exclude(),
+                                      per_user=True, beyond=split.train)
+    assert res == ref and {"gini", "novelty", "diversity", "coverage"} <= set(res)
+    pd.testing.assert_frame_equal(frame, ref_frame)
+    assert "gini" not in evaluate(scores, split, k=5)
+
+
+def test_split_evaluate_new_users_and_cold_items_options():
+    from recsys_ref.protocol.split import Split, evaluate
+    rng = np.random.default_rng(0)
+    df = _frame([(u, int(i)) for u in range(20) for i in rng.choice(30, 10, replace=False)])
+    scores = torch.tensor(rng.random((20, 30)))
+    s = Split.new_users(df, user_frac=0.25, history_frac=0.5, seed=0, num_users=20,
+                        num_items=30)
+    res, frame = evaluate(scores, s, k=5, per_user=True, beyond=True)
+    ref = evaluate_ranking(scores, s.test, 20, 30, 5, exclude=[s.history], beyond=s.train)
+    assert res == ref and set(frame.index) == set(s.test.user)
+    cold = Split.cold_items(df, cold_frac=0.2, seed=0, num_users=20, num_items=30)
+    for option in ("per_user", "beyond"):
+        with pytest.raises(TypeError, match=option):
+            evaluate(scores, cold, k=5, **{option: True})

@@ -263,3 +263,135 @@ def test_hand_example_metrics_equal_peer():
         assert theirs[name] == pytest.approx(expected[name], abs=TOL)
     assert ours_min["map"] == pytest.approx(expected["map_at_k"], abs=TOL)
     assert theirs["map_at_k"] == pytest.approx(expected["map_at_k"], abs=TOL)
+
+
+# ---------------------------------------------------------------------------- beyond accuracy
+# Their ``catalog_coverage``, ``novelty`` and ``diversity`` (default
+# ``item_sim_measure="item_cooccurrence_count"``) on the same top-k lists as ours.
+# Where their definitions differ from the book's, the test states the conversion:
+# * coverage: they divide by the number of distinct items in the *training frame*; we
+#   divide by the catalogue size ``num_items``;
+# * novelty: their p(i) is item i's share of all training *rows* (the item-choice model of
+#   Castells et al.); ours is its share of training users. Passing their p to our
+#   ``novelty`` gives theirs; an item absent from training adds 0 bits on their side (their
+#   inner merge drops it from the sum, not from the count): our ``unseen="zero"``;
+# * diversity: the same definition (co-occurrence cosine of the training columns).
+# With pandas >= 3, 1.2.1's ``novelty`` and ``diversity`` raise ``KeyError: 0`` on their
+# last line (``Series.agg(...)[0]``, a positional lookup pandas 3 no longer falls back
+# to), and the ``fillna(0, inplace=True)`` on a column in ``_get_intralist_similarity`` is
+# a no-op under copy-on-write, so pairs never seen together are *skipped* (NaN) instead of
+# counted as similarity 0. The helpers below call the released function and, only when it
+# raises that KeyError, run its body's last step on the output of the released function it
+# wraps; the diversity comparison uses training data in which every recommended pair
+# co-occurs, where the fillna does not matter, and the similarity table itself (including
+# the rule for pairs that never co-occur) is compared separately.
+from recsys_ref.protocol import metrics as M  # noqa: E402
+from recsys_ref.protocol.evaluate import interaction_matrix, topk_items  # noqa: E402
+
+_COLS = dict(col_user="user", col_item="item")
+
+
+def _peer_novelty(train: pd.DataFrame, reco: pd.DataFrame) -> float:
+    try:
+        return float(peer.novelty(train, reco, **_COLS))
+    except KeyError:   # pandas >= 3: their final `[0]`; the same steps, indexed by label
+        item_nov = peer.historical_item_novelty(train, reco, **_COLS)
+        counts = reco.groupby("item").size().rename("count").reset_index()
+        both = counts.merge(item_nov, on="item")
+        return float((both["count"] * both["item_novelty"]).sum() / reco.shape[0])
+
+
+def _peer_diversity(train: pd.DataFrame, reco: pd.DataFrame) -> float:
+    try:
+        return float(peer.diversity(train, reco, **_COLS))
+    except KeyError:   # pandas >= 3: their final `[0]` on the mean of user_diversity
+        return float(peer.user_diversity(train, reco, **_COLS)["user_diversity"].mean())
+
+
+def _random_case(seed: int, num_users: int, num_items: int, density: float,
+                 untrained: int = 0):
+    """A random binary train frame (the last ``untrained`` items never trained) and our
+    top-5 lists for every user from random scores, training items masked."""
+    rng = np.random.default_rng(seed)
+    trained = num_items - untrained
+    mask = rng.random((num_users, trained)) < density
+    mask[np.arange(num_users), rng.integers(0, trained, num_users)] = True  # >= 1 per user
+    mask[rng.integers(0, num_users, trained), np.arange(trained)] = True   # >= 1 per item
+    u, i = np.nonzero(mask)
+    train = pd.DataFrame({"user": u.astype(np.int64), "item": i.astype(np.int64)})
+    scores = torch.as_tensor(rng.random((num_users, num_items)))
+    users = np.arange(num_users)
+    topk = topk_items(scores, 5, users, num_items,
+                      interaction_matrix(train, num_users, num_items))
+    return train, topk, _peer_predictions(topk, users)[["user", "item"]]
+
+
+@pytest.mark.parametrize("untrained", [0, 6])
+def test_catalog_coverage_equals_peer_with_its_denominator(untrained):
+    train, topk, reco = _random_case(0, 40, 60, 0.05, untrained)
+    theirs = peer.catalog_coverage(train, reco, **_COLS)
+    ours = M.catalogue_coverage(topk, 60)
+    n_train_items = train["item"].nunique()
+    assert n_train_items == 60 - untrained
+    assert ours * 60 / n_train_items == pytest.approx(theirs, abs=TOL)
+    assert (ours == pytest.approx(theirs, abs=TOL)) == (untrained == 0)
+    assert 0 < ours < 1
+
+
+@pytest.mark.parametrize("untrained", [0, 6])
+def test_novelty_equals_peer_with_their_popularity(untrained):
+    train, topk, reco = _random_case(1, 40, 60, 0.1, untrained)
+    counts = np.bincount(train["item"], minlength=60)
+    theirs = _peer_novelty(train, reco)
+    ours = M.novelty(topk, counts / len(train), unseen="zero")
+    assert ours == pytest.approx(theirs, abs=TOL)
+    if untrained == 0:
+        # the book's p(i) (share of users) differs by log2(rows per user), a constant
+        book = M.beyond_accuracy(topk, interaction_matrix(train, 40, 60))["novelty"]
+        assert book == pytest.approx(theirs - np.log2(len(train) / 40), abs=TOL)
+    else:
+        assert (topk.numpy() >= 54).any()          # untrained items were recommended
+
+
+def test_novelty_equals_peer_on_ml100k(ml100k, ml100k_split):
+    train, test = ml100k_split
+    scores = _scores("random", ml100k.num_users, ml100k.num_items, train)
+    _, topk, users = evaluate_ranking(scores, test, ml100k.num_users, ml100k.num_items,
+                                      k=10, exclude=[train], metrics=["ndcg"],
+                                      return_topk=True)
+    reco = _peer_predictions(topk, users)[["user", "item"]]
+    pairs = train[["user", "item"]]
+    counts = np.bincount(pairs["item"], minlength=ml100k.num_items)
+    theirs = _peer_novelty(pairs, reco)
+    assert M.novelty(topk, counts / len(pairs)) == pytest.approx(theirs, abs=TOL)
+    n_items = pairs["item"].nunique()
+    assert (M.catalogue_coverage(topk, ml100k.num_items) * ml100k.num_items / n_items
+            == pytest.approx(peer.catalog_coverage(pairs, reco, **_COLS), abs=TOL))
+
+
+def test_cooccurrence_similarity_table_equals_cosine_of_train_columns():
+    """Their similarity table against the cosine of our binary matrix's columns, pair by
+    pair; pairs missing from their table (never co-occurring) have cosine 0 on ours."""
+    train, _, _ = _random_case(2, 30, 25, 0.08)
+    mat = interaction_matrix(train, 30, 25).toarray()
+    norms = np.linalg.norm(mat, axis=0)
+    cos = (mat.T @ mat) / np.outer(norms, norms)
+    table = peer._get_cooccurrence_similarity(train, "user", "item", "sim")
+    i1, i2 = table["i1"].to_numpy(), table["i2"].to_numpy()
+    assert np.allclose(table["sim"].to_numpy(), cos[i1, i2], atol=TOL)
+    listed = np.zeros((25, 25), dtype=bool)
+    listed[i1, i2] = listed[i2, i1] = True
+    assert (~listed).any() and np.all(cos[~listed] == 0)
+
+
+@pytest.mark.filterwarnings("ignore::pandas.errors.ChainedAssignmentError")  # their fillna
+@pytest.mark.parametrize("seed", [3, 4])
+def test_diversity_equals_peer(seed):
+    train, topk, reco = _random_case(seed, 40, 30, 0.5)
+    sim = peer._get_cooccurrence_similarity(train, "user", "item", "sim")
+    assert len(sim) == 30 * 31 // 2             # every pair co-occurs: fillna irrelevant
+    theirs = _peer_diversity(train, reco)
+    ours = M.intra_list_diversity(topk, interaction_matrix(train, 40, 30).T)
+    assert ours == pytest.approx(theirs, abs=TOL)
+    book = M.beyond_accuracy(topk, interaction_matrix(train, 40, 30))["diversity"]
+    assert book == ours and 0 < ours < 1
