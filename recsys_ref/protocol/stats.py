@@ -88,6 +88,9 @@ class PairedTest:
             and for ``"bootstrap"`` the mean difference over its bootstrap standard error,
             :math:`\bar d / \mathrm{sd}(\bar d^{*})`.
         confidence: level of the interval.
+        num_resamples: ``B`` for ``"bootstrap"`` (0 otherwise). No resample as extreme as
+            the data gives the smallest p it can, ``1 / (B + 1)``; ``str()`` then prints
+            ``p ≤ ...``.
     """
 
     mean_diff: float
@@ -98,10 +101,13 @@ class PairedTest:
     n: int
     statistic: float = 0.0
     confidence: float = 0.95
+    num_resamples: int = 0
 
     def __str__(self) -> str:
         p = self.p_value
-        p_txt = f"p = {p:.4f}" if p >= 1e-4 or p == 0 else f"p = {p:.1e}"
+        at_floor = self.num_resamples > 0 and p <= 1 / (self.num_resamples + 1)
+        p_txt = f"{p:.4f}" if p >= 1e-4 or p == 0 else f"{p:.1e}"
+        p_txt = ("p ≤ " if at_floor else "p = ") + p_txt
         return (f"{self.mean_diff:+.4f} [{self.ci_low:+.4f}, {self.ci_high:+.4f}], {p_txt} "
                 f"({_LABELS.get(self.method, self.method)}, n = {self.n})")
 
@@ -199,7 +205,8 @@ def paired_test(
     p = (1 + extreme) / (num_resamples + 1)
     se = float(means.std(ddof=1)) if num_resamples > 1 else 0.0
     z = mean / se if se > 0 else math.copysign(math.inf, mean)
-    return PairedTest(mean, float(lo), float(hi), float(p), method, n, z, confidence)
+    return PairedTest(mean, float(lo), float(hi), float(p), method, n, z, confidence,
+                      int(num_resamples))
 
 
 def mean_std(values: Iterable[float]) -> tuple[float, float]:

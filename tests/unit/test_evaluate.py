@@ -57,7 +57,8 @@ def test_evaluate_ranking_matches_brute_force_python():
     test_pairs = []
     for u in range(nu - 3):  # three users without test items are skipped
         seen = set(train[train.user == u].item)
-        test_pairs += [(u, i) for i in rng.choice([i for i in range(ni) if i not in seen], 4, replace=False)]
+        free = [i for i in range(ni) if i not in seen]
+        test_pairs += [(u, i) for i in rng.choice(free, 4, replace=False)]
     test = _frame(test_pairs)
     scores = rng.random((nu, ni))
     res = evaluate_ranking(scores, test, nu, ni, k, exclude=[train])

@@ -111,7 +111,8 @@ def test_bootstrap_p_value_counts_resamples_by_hand():
 def test_bootstrap_p_is_never_zero():
     d = np.linspace(1.0, 2.0, 50)                  # all differences positive
     r = paired_test(d, np.zeros(50), "bootstrap", num_resamples=999)
-    assert r.p_value == pytest.approx(1 / 1000)
+    assert r.p_value == pytest.approx(1 / 1000) and r.num_resamples == 999
+    assert str(r).endswith("p ≤ 0.0010 (paired bootstrap, n = 50)")
 
 
 # ---------------------------------------------------------------------------- wilcoxon
