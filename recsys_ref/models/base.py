@@ -75,8 +75,9 @@ from recsys_ref.protocol.splits import check_interactions
 __all__ = ["Recommender", "check_fit_frame", "FOLD_IN_MODELS", "FORMAT", "VALUE_COLUMNS"]
 
 #: models whose :meth:`Recommender.score_items` can score a user unseen at fit time
-FOLD_IN_MODELS = ("Popularity", "ItemKNN", "UserKNN (implicit)", "SVDEmbedding", "BiasedMF",
-                  "ContentBased", "WeightedHybrid", "SwitchingHybrid", "LightGCN")
+FOLD_IN_MODELS = ("Popularity", "ItemKNN", "UserKNN (implicit)", "EASE", "SVDEmbedding",
+                  "BiasedMF", "WRMF", "ContentBased", "WeightedHybrid", "SwitchingHybrid",
+                  "LightGCN", "GFCF")
 #: value columns of an interaction frame: explicit ratings or implicit weights
 VALUE_COLUMNS = ("rating", "weight")
 #: tag of the files written by :meth:`Recommender.save`
