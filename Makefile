@@ -1,7 +1,7 @@
 # Two commands do everything (see README):
 #   make book   - install, execute every chapter with its defaults, build the HTML
 #   make test   - install, build the HTML from the committed outputs, run the CI test tier
-# Other targets: env, execute, html, test-full (nbval on every chapter), bench, clean.
+# Other targets: env, execute, html, test-full (nbval on every chapter), bench, peers, clean.
 
 PYTHON     ?= python3
 VENV       ?= .venv
@@ -9,7 +9,7 @@ PY         := $(VENV)/bin/python
 # The CPU wheel of this version lies on this project's machines; on a CUDA machine plain
 # pip gives the CUDA build of the same version.
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS     ?= lm,book,test
+EXTRAS     ?= lm,book,test,peers
 CHAPTERS   := $(sort $(wildcard chapters/[0-9]*.ipynb))
 
 # The data: an explicit RECSYS_REF_DATA wins; else ../shared/data when it exists; else the
@@ -24,7 +24,7 @@ export TRANSFORMERS_OFFLINE := 1
 export MPLBACKEND := Agg
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: env book execute html browser test test-unit test-notebooks test-render test-full bench clean
+.PHONY: env book execute html browser test test-unit test-notebooks test-render test-full bench peers clean
 
 env: $(VENV)/.installed
 
@@ -68,6 +68,13 @@ test-full: env
 
 bench: env
 	$(PY) benchmarks/run_all.py
+
+## the peer libraries (cornac, implicit, Recommenders' SAR) beside every model of ours on
+## ML-100K: tuned on validation, 3 seeds; writes benchmarks/peers.csv and peers.md. Long
+## (hours on 2 cores); resumable (benchmarks/.peers_cache). PEERS_ARGS="--quick" to smoke-test.
+PEERS_ARGS ?=
+peers: env
+	$(PY) benchmarks/peers.py $(PEERS_ARGS)
 
 clean:
 	rm -rf _build

@@ -5,6 +5,10 @@ as a table and stores them in the cell output under the MIME type
 :data:`RESULTS_MIME`. :func:`read_results` reads them back from an executed notebook, so
 tests and ``tools/run_chapters.py`` can check and collect them without scrapbook.
 
+:func:`record_results` displays the numbers itself and returns ``None``: a function that
+both displayed its table and returned the dict showed every headline twice when called as
+the last line of a cell, once as its display and once as the cell's echoed return value.
+
 Used in: every chapter's last cell.
 """
 from __future__ import annotations
@@ -33,11 +37,17 @@ def _clean(value):
     return value
 
 
-def record_results(results: Mapping[str, object], digits: int = 4) -> dict:
+def record_results(results: Mapping[str, object], digits: int = 4) -> None:
     """Display ``results`` (flat ``{name: number}`` or nested one level) and store them.
 
-    Returns the cleaned dict (floats rounded to 6 digits for storage; the table shows
-    ``digits``).
+    The output carries two representations: :data:`RESULTS_MIME` with the cleaned dict
+    (floats rounded to 6 digits, read back by :func:`read_results`) and ``text/plain``,
+    one line per name with ``digits`` decimals. Returns ``None``, so the last line of a
+    cell shows the numbers once (a returned value would be echoed by Jupyter as a second
+    copy).
+
+    Raises:
+        ValueError: a value is NaN.
     """
     data = _clean(results)
     lines = []
@@ -47,14 +57,15 @@ def record_results(results: Mapping[str, object], digits: int = 4) -> dict:
                               for k, v in value.items())
             lines.append(f"{key}: {inner}")
         else:
-            lines.append(f"{key}: {value:.{digits}f}" if isinstance(value, float) else f"{key}: {value}")
+            lines.append(f"{key}: {value:.{digits}f}" if isinstance(value, float)
+                         else f"{key}: {value}")
     try:
         from IPython.display import display
     except ImportError:  # pragma: no cover - outside Jupyter
         print("\n".join(lines))
-        return data
+        return None
     display({RESULTS_MIME: data, "text/plain": "\n".join(lines)}, raw=True)
-    return data
+    return None
 
 
 def read_results(notebook: str | Path) -> dict:

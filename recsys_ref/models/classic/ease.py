@@ -83,21 +83,25 @@ class EASE(Recommender):
     r"""EASE\ :sup:`R` (Steck, 2019): closed-form item–item linear autoencoder.
 
     Args:
-        l2: :math:`\lambda`, the L2 penalty on :math:`B` (default 500.0, the value Steck
-            reports for ML-20M; see below for this split). Must be positive.
+        l2: :math:`\lambda`, the L2 penalty on :math:`B` (default 400.0, chosen below).
+            Must be positive.
         nonnegative: keep only the positive weights of :math:`B` (default ``False``,
             Steck's model; ``True`` is cornac's default ``posB=True``).
         seed: unused (the closed form is deterministic), kept for the common interface.
 
     Only which pairs occur is used: a ``rating``/``weight`` column is ignored.
 
-    The defaults are the values given above; they have not been tuned on this book's
-    splits yet (tune them on ``split.tuning``, the validation part carved from train).
+    Defaults chosen on the validation part of the Recommenders ML-100K split, seed 42
+    (train without validation, ranked for the validation rows), nDCG@10 over
+    ``l2`` in {50, 100, 200, 300, 400, 500, 700, 1000, 1500} x ``nonnegative`` in
+    {False, True}: best ``l2=400, nonnegative=False`` (.1814; 500: .1804, 700: .1803,
+    200: .1781, 1500: .1746, 50: .1679); ``nonnegative=True`` is lower at every
+    ``l2`` (best .1770 at 500).
     """
 
     name = "ease"
 
-    def __init__(self, l2: float = 500.0, nonnegative: bool = False, seed: int = 0):
+    def __init__(self, l2: float = 400.0, nonnegative: bool = False, seed: int = 0):
         if not np.isfinite(l2) or l2 <= 0:
             raise ValueError(f"l2 must be a positive number (the ridge that makes X^T X + "
                              f"l2 I invertible), got {l2!r}")

@@ -124,13 +124,14 @@ def _als_half_step(pattern: sp.csr_matrix, residual: sp.csr_matrix, other: torch
     d = other.shape[1]
     x = torch.cat([torch.ones(len(other), 1, dtype=other.dtype), other], 1)     # (C, d+1)
     # float32 for the big product; the solve runs in float64
-    outer = (x[:, :, None] * x[:, None, :]).reshape(len(other), -1).float().numpy()  # (C, (d+1)^2)
+    x32 = x.float()
+    outer = (x32[:, :, None] * x32[:, None, :]).reshape(len(other), -1).numpy()  # (C, (d+1)^2)
     gram = torch.as_tensor(pattern.astype(np.float32) @ outer).double().reshape(-1, d + 1, d + 1)
     rhs = torch.as_tensor(residual @ x.numpy())                                 # (R, d+1)
     n = torch.as_tensor(np.asarray(pattern.sum(1)).ravel()).clamp(min=1.0)      # (R,)
     lam = torch.full((d + 1,), float(reg), dtype=other.dtype)
     lam[0] = bias_reg
-    gram = gram + n[:, None, None] * torch.diag(lam)
+    gram.diagonal(dim1=1, dim2=2).add_(n[:, None] * lam)                        # + n_u diag(lam)
     theta = torch.linalg.solve(gram, rhs.unsqueeze(-1)).squeeze(-1)            # (R, d+1)
     return theta[:, 0].contiguous(), theta[:, 1:].contiguous()
 

@@ -161,9 +161,11 @@ class WRMF(Recommender):
 
     Args:
         embed_dim: number of factors :math:`d` (default 64).
-        alpha: confidence slope :math:`\alpha` in :math:`c = 1 + \alpha r` (default 5.0).
-        l2: :math:`\lambda`, the L2 penalty on both factor matrices (default 10.0).
-        num_iters: sweeps of (user step, item step) (default 15).
+        alpha: confidence slope :math:`\alpha` in :math:`c = 1 + \alpha r` (default 20.0,
+            chosen below).
+        l2: :math:`\lambda`, the L2 penalty on both factor matrices (default 100.0, chosen
+            below).
+        num_iters: sweeps of (user step, item step) (default 10).
         seed: seeds the initial item factors, :math:`\mathcal N(0, 0.01^2)` (the fit is
             deterministic given the seed).
 
@@ -172,14 +174,21 @@ class WRMF(Recommender):
     :math:`r_{ui} = 1`. A ``rating`` column is ignored (explicit stars are not
     confidences; pass ``weight=rating`` yourself to use them as such).
 
-    The defaults are the values given above; they have not been tuned on this book's
-    splits yet (tune them on ``split.tuning``, the validation part carved from train).
+    Defaults chosen on the validation part of the Recommenders ML-100K split, seed 42
+    (train without validation, ranked for the validation rows), nDCG@10, as chapter 4
+    chooses them: ``alpha`` in {10, 20, 40} x ``l2`` in {50, 100, 200} at
+    ``embed_dim=64`` and 10 sweeps gives ``alpha=20, l2=100``. A wider search first
+    (``alpha`` in {1, 2, 5, 10, 20, 40} x ``l2`` in {1, 10, 50, 100}, 15 sweeps) found
+    the good pairs on a ridge with ``l2 / alpha`` near 5 (``l2`` 1 or 10 overfit:
+    .1300-.1637); along it the best pairs differ by less than .003 (15 / 75: .1873,
+    20 / 100: .1849; ``embed_dim`` 128: .1864, 32: .1844). 30 sweeps instead of 15
+    change nDCG@10 by .0004 (the loss has converged).
     """
 
     name = "wrmf"
 
-    def __init__(self, embed_dim: int = 64, alpha: float = 5.0, l2: float = 10.0,
-                 num_iters: int = 15, seed: int = 0):
+    def __init__(self, embed_dim: int = 64, alpha: float = 20.0, l2: float = 100.0,
+                 num_iters: int = 10, seed: int = 0):
         if not isinstance(embed_dim, (int, np.integer)) or embed_dim < 1:
             raise ValueError(f"embed_dim must be a positive integer, got {embed_dim!r}")
         if not np.isfinite(alpha) or alpha < 0:

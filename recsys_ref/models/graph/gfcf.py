@@ -37,7 +37,7 @@ The linear term passes each frequency with gain :math:`\sigma^2` (the two-hop sm
 of item-kNN with degree normalisation); the ideal term passes the :math:`k` smoothest
 components with gain 1 and removes the rest, with :math:`D_I^{\mp 1/2}` taking the
 signal into the normalised domain and back. :math:`\alpha` mixes them (the paper uses
-0.3 and :math:`k = 256` on its datasets).
+0.3 and :math:`k = 256` on its larger datasets).
 
 The top-:math:`k` SVD is SciPy's ``svds`` with the PROPACK solver (Lanczos
 bidiagonalisation, a starting vector drawn from ``seed``, so the fit is deterministic);
@@ -93,19 +93,25 @@ class GFCF(Recommender):
     Args:
         alpha: weight :math:`\alpha` of the ideal low-pass term (default 0.3, the paper's;
             0 keeps only the linear filter :math:`\mathbf r_u \tilde R^\top \tilde R`).
-        num_components: :math:`k`, the pass band of the ideal filter (default 256, the
-            paper's); at most ``min(num_users, num_items)``.
+        num_components: :math:`k`, the pass band of the ideal filter (default 64, chosen
+            below; the paper uses 256); at most ``min(num_users, num_items)``.
         seed: seeds the starting vector of the SVD solver.
 
     Only which pairs occur is used: a ``rating``/``weight`` column is ignored.
 
-    The defaults are the values given above; they have not been tuned on this book's
-    splits yet (tune them on ``split.tuning``, the validation part carved from train).
+    Defaults chosen on the validation part of the Recommenders ML-100K split, seed 42
+    (train without validation, ranked for the validation rows), nDCG@10 over
+    ``alpha`` in {0, 0.1, 0.3, 0.5, 1} x ``num_components`` in {32, 64, 128, 256, 512},
+    then {0.2, 0.3, 0.4, 0.5} x {48, 64, 80, 96}: best ``alpha=0.3, num_components=64``
+    (.1825; alpha 0.2 with 80: .1820, 0.5 with 64: .1818; the linear filter alone,
+    alpha 0: .1619; the paper's 0.3 with 256: .1536, with 512: .1454). On this small
+    catalogue a narrow pass band is best: past about 64 components the ideal filter
+    passes, at full gain, components that the linear filter damps.
     """
 
     name = "gfcf"
 
-    def __init__(self, alpha: float = 0.3, num_components: int = 256, seed: int = 0):
+    def __init__(self, alpha: float = 0.3, num_components: int = 64, seed: int = 0):
         if not np.isfinite(alpha) or alpha < 0:
             raise ValueError(f"alpha must be >= 0, got {alpha!r}")
         if not isinstance(num_components, (int, np.integer)) or num_components < 1:
