@@ -168,9 +168,17 @@ class TextEncoder:
             return
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
         self._tokenizer = AutoTokenizer.from_pretrained(self.model_path)
-        self._model = AutoModel.from_pretrained(self.model_path).to(self.device).eval()
+        # no "Loading weights" progress bar in notebooks and logs; restored afterwards
+        shown = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
+        try:
+            self._model = AutoModel.from_pretrained(self.model_path).to(self.device).eval()
+        finally:
+            if shown:
+                hf_logging.enable_progress_bar()
 
     @property
     def dim(self) -> int:
