@@ -19,6 +19,12 @@ Protocols (named constructors of :class:`recsys_ref.protocol.split.Split`):
     each user's latest interaction to test, the one before to validation.
 ``temporal``
     global time cut: the latest ``--test-ratio`` of interactions test.
+``next-item`` / ``next-item-recbole``
+    the sequential protocols of :mod:`recsys_ref.protocol.sequential` (MovieLens-1M:
+    the SASRec reproductions' file with seen items masked / RecBole's with seen items
+    ranked): leave-last-out by time, the data filtered and re-indexed as the protocol
+    says. Sequential models (``sasrec``, ``gru4rec``, ``transitions``) read each user's
+    history from the training part.
 
 Output files in ``--out``: ``metrics.json`` (metrics, protocol, parameters, timings),
 ``train.csv`` (what the model was fitted on: train without the validation part),
@@ -44,12 +50,14 @@ from recsys_ref import __version__
 from recsys_ref.data import atomic_dir, load_amazon, load_lastfm, load_movielens
 from recsys_ref.protocol.evaluate import evaluate_ranking
 from recsys_ref.models import MODELS, check_params, get_model
+from recsys_ref.protocol.sequential import next_item_split
 from recsys_ref.protocol.split import Split
 from recsys_ref.train.runtime import get_device, set_seed
 
 __all__ = ["PROTOCOLS", "make_split", "run_benchmark", "main"]
 
-PROTOCOLS = ("recommenders", "per-user", "leave-last-out", "temporal")
+PROTOCOLS = ("recommenders", "per-user", "leave-last-out", "temporal", "next-item",
+             "next-item-recbole")
 
 # --dataset NAME -> loader(data_dir); each result has interactions, num_users, num_items and
 # the original ids (user_ids, item_ids)
@@ -88,6 +96,12 @@ def make_split(data, protocol: str, seed: int = 42, ratio: float = 0.75,
         return Split.recommenders(data, ratio, seed=seed, valid_ratio=valid_ratio)
     if protocol == "leave-last-out":
         return Split.leave_last_out(data, valid=valid_ratio > 0)
+    if protocol.startswith("next-item"):
+        if not hasattr(data, "ratings"):
+            raise ValueError(f"protocol {protocol!r} needs a MovieLens dataset (ratings "
+                             "with user_id, item_id, rating, timestamp)")
+        return next_item_split(data.ratings,
+                               "recbole" if protocol.endswith("recbole") else "sasrec")
     return Split.temporal(data, test_ratio, valid_ratio=valid_ratio)
 
 
@@ -118,13 +132,18 @@ def run_benchmark(
     fit_split = split.tuning if split.valid is not None else split
     train, valid, test = fit_split.train, split.valid, split.test
     est = cls(**check_params(cls, params or {}), seed=seed)
+    nu, ni = split.num_users, split.num_items      # a protocol may filter and re-index
     t0 = time.perf_counter()
-    est.fit(train, ml.num_users, ml.num_items, valid=valid)
+    est.fit(train, nu, ni, valid=valid)
     fit_s = time.perf_counter() - t0
-    pop = np.bincount(train["item"], minlength=ml.num_items) / ml.num_users
+    pop = np.bincount(train["item"], minlength=ni) / nu
+    score = est.score
+    if getattr(est, "reads_history", False):       # sequential: history up to the test
+        def score(users, est=est, history=split.train):
+            return est.score(users, history=history)
     t0 = time.perf_counter()
     metrics, topk, users = evaluate_ranking(
-        est.score, test, ml.num_users, ml.num_items, k, exclude=split.exclude(),
+        score, test, nu, ni, k, exclude=split.exclude(),
         item_popularity=pop, return_topk=True,
     )
     eval_s = time.perf_counter() - t0
@@ -150,22 +169,25 @@ def run_benchmark(
         "recsys_ref_version": __version__,
     }
     if out is not None:
-        _write(Path(out), result, ml, train, valid, test, topk, users)
+        ids = (split.user_ids if split.user_ids is not None else ml.user_ids,
+               split.item_ids if split.item_ids is not None else ml.item_ids)
+        _write(Path(out), result, ids, train, valid, test, topk, users)
     return result
 
 
-def _write(out: Path, result, ml, train, valid, test, topk, users) -> None:
+def _write(out: Path, result, ids, train, valid, test, topk, users) -> None:
+    user_ids, item_ids = ids
     with atomic_dir(out) as tmp:
         (tmp / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
         for name, part in (("train", train), ("valid", valid), ("test", test)):
             if part is not None:                      # in the dataset's original ids
-                pd.DataFrame({"user_id": ml.user_ids[part["user"].to_numpy()],
-                              "item_id": ml.item_ids[part["item"].to_numpy()]}
+                pd.DataFrame({"user_id": user_ids[part["user"].to_numpy()],
+                              "item_id": item_ids[part["item"].to_numpy()]}
                              ).to_csv(tmp / f"{name}.csv", index=False)
         kk = topk.shape[1]
         pd.DataFrame({
-            "user_id": np.repeat(ml.user_ids[users], kk),
-            "item_id": ml.item_ids[topk.numpy().ravel()],
+            "user_id": np.repeat(user_ids[users], kk),
+            "item_id": item_ids[topk.numpy().ravel()],
             "rank": np.tile(np.arange(1, kk + 1), len(users)),
         }).to_csv(tmp / "topk.csv", index=False)
 

@@ -1,7 +1,7 @@
 """Recommenders, grouped by family, all with the
 :class:`~recsys_ref.models.base.Recommender` interface (``fit`` / ``score`` /
-``recommend``): :mod:`~recsys_ref.models.classic`, :mod:`~recsys_ref.models.graph` and
-:mod:`~recsys_ref.models.text`.
+``recommend``): :mod:`~recsys_ref.models.classic`, :mod:`~recsys_ref.models.graph`,
+:mod:`~recsys_ref.models.text` and :mod:`~recsys_ref.models.sequential`.
 
 Every model class is importable from here (``from recsys_ref.models import LightGCN``);
 :data:`MODELS` maps the names accepted by ``python -m recsys_ref.cli.bench --model NAME``
@@ -39,6 +39,9 @@ _CLASSES: dict[str, str] = {
     "GraphAutoEncoder": "recsys_ref.models.graph.gae",
     "LightGCNText": "recsys_ref.models.text.fusion",
     "LightGCNTextMap": "recsys_ref.models.text.textmap",
+    "ItemTransitions": "recsys_ref.models.sequential.markov",
+    "GRU4Rec": "recsys_ref.models.sequential.gru4rec",
+    "SASRec": "recsys_ref.models.sequential.sasrec",
 }
 
 __all__ = ["MODELS", "Recommender", "get_model", "check_params", *_CLASSES]
@@ -66,6 +69,9 @@ MODELS: dict[str, str] = {
     "lightgcn-text": "recsys_ref.models.text.fusion:LightGCNText",
     "lightgcn-textmap": "recsys_ref.models.text.textmap:LightGCNTextMap",
     "graphsage": "recsys_ref.models.graph.graphsage:GraphSAGE",
+    "transitions": "recsys_ref.models.sequential.markov:ItemTransitions",
+    "gru4rec": "recsys_ref.models.sequential.gru4rec:GRU4Rec",
+    "sasrec": "recsys_ref.models.sequential.sasrec:SASRec",
 }
 
 

@@ -103,6 +103,9 @@ class Split:
             came with them; ``model.recommend(..., id_map=split)`` then speaks original ids.
         drop_unseen: the tuning split tests only ``valid`` rows whose user and item occur
             in ``train`` without ``valid`` (temporal protocols).
+        mask_seen: rank only the items the user has not interacted with in ``train``
+            (default). ``False`` ranks the whole catalogue, seen items included, as the
+            sequential-recommendation literature does (RecBole's full sort).
     """
 
     train: pd.DataFrame
@@ -118,6 +121,7 @@ class Split:
     user_ids: np.ndarray | None = None
     item_ids: np.ndarray | None = None
     drop_unseen: bool = False
+    mask_seen: bool = True
 
     # ----------------------------------------------------------------- views
     @property
@@ -142,8 +146,9 @@ class Split:
                                    name=self.name + " (validation)", candidates=candidates)
 
     def exclude(self) -> list[pd.DataFrame]:
-        """The frames masked when ranking for ``test``: the user's training items."""
-        return [self.train]
+        """The frames masked when ranking for ``test``: the user's training items (none
+        when ``mask_seen`` is off)."""
+        return [self.train] if self.mask_seen else []
 
     def sizes(self) -> dict[str, int]:
         """Row counts of the parts and the numbers of test users and items."""
@@ -212,14 +217,22 @@ class Split:
                    user_ids=uid, item_ids=iid)
 
     @classmethod
-    def leave_last_out(cls, data, n: int = 1, valid: bool = True,
+    def leave_last_out(cls, data, n: int = 1, valid: bool = True, mask_seen: bool = True,
                        num_users: int | None = None, num_items: int | None = None) -> Split:
-        """Per user, the ``n`` latest interactions to test and the ``n`` before to valid."""
+        """Per user, the ``n`` latest interactions to test and the ``n`` before to valid
+        (by timestamp, ties in row order: :func:`~recsys_ref.protocol.splits.chronological_order`).
+
+        The protocol of sequential recommendation: a model reads each user's history in
+        ``train`` (the validation items included, when testing) and predicts what comes
+        next. ``mask_seen=False`` ranks the whole catalogue, items already seen included
+        (RecBole's sequential protocol); the default masks them, as every other split.
+        """
         frame, nu, ni, uid, iid = _unpack(data, num_users, num_items)
         train, test = S.leave_last_out(frame, n)
         val = S.leave_last_out(train, n)[1] if valid else None
-        return cls(train, test, nu, ni, val, f"leave-last-{n}-out (by time)", None,
-                   user_ids=uid, item_ids=iid)
+        name = f"leave-last-{n}-out (by time)" + ("" if mask_seen else ", seen items ranked")
+        return cls(train, test, nu, ni, val, name, None, user_ids=uid, item_ids=iid,
+                   mask_seen=mask_seen)
 
     @classmethod
     def temporal(cls, data, test_ratio: float = 0.2, valid_ratio: float = 0.1,
@@ -330,7 +343,10 @@ def evaluate(model, split: Split, k: int = 10, metrics: Sequence[str] = RANKING_
     ``model.score_items(history of u)`` for a fitted Recommender, or pass your own
     ``score_fn``). ``model`` is a fitted Recommender, a ``score_fn`` or a score matrix;
     ``kwargs`` go to :func:`~recsys_ref.protocol.evaluate.evaluate_ranking`. Evaluate the
-    tuning part with ``evaluate(model, split.tuning)``.
+    tuning part with ``evaluate(model, split.tuning)``. A sequential model
+    (:mod:`recsys_ref.models.sequential`) scores each user from her history in
+    ``split.train``, whatever it was fitted on: fitted on ``split.tuning.train``, it is
+    tested on ``split`` with the validation items in the history.
 
     ``per_user=True`` returns ``(metrics, per_user_frame)`` (index: user index, one
     column per metric) to pair two models with
@@ -350,6 +366,11 @@ def evaluate(model, split: Split, k: int = 10, metrics: Sequence[str] = RANKING_
         return evaluate_cold(as_score_fn(model, None), split.test, split.candidates,
                              split.num_users, k, metrics=list(metrics))
     kwargs.update(per_user=per_user, beyond=split.train if beyond else None)
+    if getattr(model, "reads_history", False) and split.history is None:
+        # a sequential model predicts from each user's history: the split's train part
+        # (for the test: the validation items included)
+        def model(users: torch.Tensor, fitted=model, history=split.train) -> torch.Tensor:
+            return fitted.score(users, history=history)
     if split.history is None:
         return evaluate_ranking(model, split.test, split.num_users, split.num_items, k,
                                 exclude=split.exclude(), metrics=metrics, **kwargs)

@@ -37,6 +37,7 @@ __all__ = [
     "stratified_split",
     "per_user_random_split",
     "per_user_ratio_split",
+    "chronological_order",
     "leave_last_out",
     "temporal_split",
     "grouplens_fold",
@@ -239,22 +240,42 @@ def per_user_random_split(
     return train, test
 
 
+def chronological_order(ratings: pd.DataFrame) -> np.ndarray:
+    """Row positions of ``ratings`` sorted by user, then ``timestamp``; equal timestamps
+    keep their row order (a stable sort). The one definition of "a user's sequence" in the
+    package: :func:`leave_last_out` and the sequential models
+    (:mod:`recsys_ref.models.sequential`) both read it, so the item held out is always the
+    one a model would have predicted next.
+
+    Example:
+        >>> f = pd.DataFrame({"user": [1, 0, 0, 0], "item": [0, 1, 2, 3],
+        ...                   "timestamp": [5, 9, 7, 7]})
+        >>> chronological_order(f).tolist()    # user 0: t=7 (rows 2, 3), t=9; then user 1
+        [2, 3, 1, 0]
+    """
+    _check(ratings, ["user", "item", "timestamp"])
+    return np.lexsort((np.arange(len(ratings)), ratings["timestamp"].to_numpy(),
+                       ratings["user"].to_numpy()))
+
+
 def leave_last_out(ratings: pd.DataFrame, n: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per user, the ``n`` most recent interactions go to test (ties broken by row order).
+    """Per user, the ``n`` most recent interactions go to test (ties broken by row order,
+    :func:`chronological_order`).
 
     Users with ``n`` or fewer interactions stay entirely in train.
     """
-    _check(ratings, ["user", "item", "timestamp"])
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
-    pos = np.arange(len(ratings))
-    tmp = pd.DataFrame({"u": ratings["user"].to_numpy(), "t": ratings["timestamp"].to_numpy(),
-                        "pos": pos}).sort_values(["u", "t", "pos"], kind="mergesort")
-    grp = tmp.groupby("u", sort=False)
-    from_end = grp["u"].transform("count").to_numpy() - grp.cumcount().to_numpy()
+    order = chronological_order(ratings)
+    users = ratings["user"].to_numpy()[order]
+    count = np.bincount(users)[users]
+    # position of each sorted row inside its user's sequence, counted from the end
+    starts = np.r_[0, np.flatnonzero(np.diff(users)) + 1]
+    lengths = np.diff(np.r_[starts, len(users)])
+    rank = np.arange(len(users)) - np.repeat(starts, lengths)
+    from_end = count - rank
     is_test = np.zeros(len(ratings), dtype=bool)
-    count = grp["u"].transform("count").to_numpy()
-    is_test[tmp["pos"].to_numpy()] = (from_end <= n) & (count > n)
+    is_test[order] = (from_end <= n) & (count > n)
     return ratings[~is_test], ratings[is_test]
 
 

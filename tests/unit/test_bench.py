@@ -73,3 +73,18 @@ def test_cli_runs_lastfm_and_writes_original_artist_ids(tmp_path, data_dir):
     heard = set(train.loc[train["item_id"] == most, "user_id"])
     first = topk[(topk["rank"] == 1) & ~topk["user_id"].isin(heard)]
     assert len(first) > 0 and (first["item_id"] == most).all()
+
+
+def test_cli_runs_a_sequential_model_under_the_next_item_protocol(ml100k, tmp_path):
+    out = tmp_path / "seq"
+    res = bench.run_benchmark("transitions", protocol="next-item", out=out,
+                              data_dir=str(ml100k.path.parent))
+    topk, test, train = (pd.read_csv(out / f) for f in ("topk.csv", "test.csv", "train.csv"))
+    assert test.groupby("user_id").size().eq(1).all()           # one held-out item each
+    # HR@10 (recall with one relevant item) re-checked from the files alone
+    hits = topk.merge(test, on=["user_id", "item_id"])
+    assert res["metrics"]["recall"] == pytest.approx(hits["user_id"].nunique()
+                                                     / test["user_id"].nunique())
+    assert res["metrics"]["recall"] > 0.02                      # above chance (10 / 1,349)
+    # the history of the test prediction includes the validation item, which is masked
+    assert not set(zip(topk.user_id, topk.item_id)) & set(zip(train.user_id, train.item_id))
