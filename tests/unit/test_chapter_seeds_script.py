@@ -19,9 +19,10 @@ from recsys_ref.book.notebook import RESULTS_MIME, seed_runs  # noqa: E402
 
 def _notebook(path: Path) -> Path:
     cells = [
-        {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "execution_count": 1,
+        {"cell_type": "code", "id": "params", "metadata": {"tags": ["parameters"]},
+         "execution_count": 1,
          "source": "SPLIT_SEED = 42\nSEED = 42\n", "outputs": []},
-        {"cell_type": "code", "metadata": {}, "execution_count": 2,
+        {"cell_type": "code", "id": "record", "metadata": {}, "execution_count": 2,
          "source": ("from recsys_ref.book.notebook import record_results\n"
                     "record_results({'m': {'ndcg': SEED / 100}, 'split': SPLIT_SEED})"),
          # the committed outputs of the seed-42 run
@@ -57,10 +58,10 @@ def test_chapter_seeds_runs_other_seeds_and_resumes(tmp_path, monkeypatch):
     assert runs["ndcg"].tolist() == [0.42, 0.43]
 
 
-def test_chapter_seeds_needs_a_separate_split_seed(tmp_path):
+def test_chapter_seeds_needs_a_seed_parameter(tmp_path):
     chapter = _notebook(tmp_path / "ch.ipynb")
     nb = json.loads(chapter.read_text())
-    nb["cells"][0]["source"] = "SEED = 42\n"
+    nb["cells"][0]["source"] = "SPLIT_SEED = 42\n"
     chapter.write_text(json.dumps(nb))
     with pytest.raises(SystemExit):
         chapter_seeds.main([str(chapter), "--out", str(tmp_path / "x.csv")])

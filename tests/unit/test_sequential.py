@@ -129,7 +129,7 @@ def test_neural_models_learn_a_planted_order(cls, kw):
     f = _cycle_frame(noise=0.1)
     split = Split.leave_last_out(f, mask_seen=False, num_users=120, num_items=12)
     model = cls(max_len=8, embed_dim=16, lr=1e-2, num_epochs=40, batch_size=32,
-                eval_every=5, patience=3, seed=0, **kw)
+                eval_every=5, patience=3, seed=0, mask_seen=split.mask_seen, **kw)
     model.fit(split.tuning.train, 120, 12, valid=split.valid)
     pop = Popularity().fit(split.train, 120, 12)
     ours, base = evaluate(model, split, k=1), evaluate(pop, split, k=1)
@@ -192,3 +192,4 @@ def test_block_by_hand_equals_torch_transformer_layer(heads):
     a = block.attention(x)
     assert torch.allclose(a.sum(-1), torch.ones(2, heads, 5))
     assert a[0, 0].triu(1).abs().max() == 0
+

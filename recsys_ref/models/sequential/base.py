@@ -220,8 +220,9 @@ class NeuralSequentialRecommender(SequentialRecommender):
         lr, weight_decay: Adam's.
         num_epochs, batch_size: at most this many epochs of ``batch_size`` windows.
         eval_every, patience, valid_metric, valid_k: early stopping on ``valid``.
-        mask_seen: whether validation masks the items already in the history (as the
-            split does: :class:`~recsys_ref.protocol.split.Split`'s ``mask_seen``).
+        mask_seen: whether validation masks the items already in the history; set it as
+            the split does (:class:`~recsys_ref.protocol.split.Split`'s ``mask_seen``,
+            default ``True``; ``False`` for RecBole's protocol).
         device, seed, num_threads, progress: as every trained model.
     """
 
@@ -232,7 +233,7 @@ class NeuralSequentialRecommender(SequentialRecommender):
                  num_neg: int = 1, windows: str = "all", lr: float = 1e-3, weight_decay: float = 0.0,
                  num_epochs: int = 200, batch_size: int = 128, eval_every: int = 1,
                  patience: int | None = 5, valid_metric: str = "ndcg", valid_k: int = 10,
-                 mask_seen: bool = False, device: str | None = None, seed: int = 0,
+                 mask_seen: bool = True, device: str | None = None, seed: int = 0,
                  num_threads: int | None = None, progress: bool = False):
         if loss not in SEQ_LOSSES:
             raise ValueError(f"loss must be one of {SEQ_LOSSES}, got {loss!r}")
@@ -293,14 +294,16 @@ class NeuralSequentialRecommender(SequentialRecommender):
         elif self.loss == "bce":
             neg = torch.randint(0, self.num_items, target.shape, generator=self._gen)
             neg = neg.to(h.device)
-            pos_s = (h * items[target]).sum(-1)
-            neg_s = (h * items[neg]).sum(-1)
+            # index_select, not items[...]: its backward adds rows in a fixed order
+            # (advanced indexing's accumulates across threads: not reproducible)
+            pos_s = (h * items.index_select(0, target)).sum(-1)
+            neg_s = (h * items.index_select(0, neg)).sum(-1)
             loss = (F.softplus(-pos_s) + F.softplus(neg_s)).mean()
         else:
             neg = torch.randint(0, self.num_items, (self.num_neg,), generator=self._gen)
             neg = neg.to(h.device)
-            pos_s = (h * items[target]).sum(-1, keepdim=True)  # (P, 1)
-            neg_s = h @ items[neg].T                            # (P, n)
+            pos_s = (h * items.index_select(0, target)).sum(-1, keepdim=True)
+            neg_s = h @ items.index_select(0, neg).T            # (P, n)
             # a sampled negative equal to the target is not a negative
             neg_s = neg_s.masked_fill(neg[None, :] == target[:, None], float("-inf"))
             loss = -torch.log_softmax(torch.cat([pos_s, neg_s], 1), 1)[:, 0].mean()

@@ -66,12 +66,14 @@ class SASRecModule(nn.Module):
         with torch.no_grad():
             self.item_emb.weight[0].zero_()
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        length = x.shape[1]
-        pos = torch.arange(length, device=x.device)
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The blocks' input :math:`\mathbf H^{(0)}`, ``(B, L, d)``; padding rows zero."""
+        pos = torch.arange(x.shape[1], device=x.device)
         h = self.item_emb(x) * self.scale + self.pos_emb(pos)[None]
-        h = self.dropout(h) * (x > 0).unsqueeze(-1)
-        return self.blocks(h, mask=attention_mask(x, self.num_heads))
+        return self.dropout(h) * (x > 0).unsqueeze(-1)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(self.embed(x), mask=attention_mask(x, self.num_heads))
 
     def item_vectors(self) -> torch.Tensor:
         return self.item_emb.weight[1:]
