@@ -48,10 +48,12 @@ __all__ = ["EmbeddingRecommender", "DotProductScores", "ranking_validator"]
 
 def ranking_validator(model, train: pd.DataFrame, valid: pd.DataFrame | None,
                       metric: str = "ndcg", k: int = 10,
-                      before: Callable[[], None] | None = None) -> Callable[[], float] | None:
+                      before: Callable[[], None] | None = None,
+                      mask_seen: bool = True) -> Callable[[], float] | None:
     """``evaluate()`` for the :class:`~recsys_ref.train.trainer.Trainer`: ``metric@k`` of
-    ``model.score`` on ``valid`` with the training pairs masked (``None`` when ``valid`` is
-    missing or empty). ``before()`` runs first (e.g. to drop cached embeddings)."""
+    ``model.score`` on ``valid`` with the training pairs masked (not with
+    ``mask_seen=False``; ``None`` when ``valid`` is missing or empty). ``before()`` runs
+    first (e.g. to drop cached embeddings)."""
     if valid is None or len(valid) == 0:
         return None
 
@@ -59,7 +61,7 @@ def ranking_validator(model, train: pd.DataFrame, valid: pd.DataFrame | None,
         if before is not None:
             before()
         res = evaluate_ranking(model.score, valid, model.num_users, model.num_items, k,
-                               exclude=[train], metrics=[metric])
+                               exclude=[train] if mask_seen else [], metrics=[metric])
         return res[metric]
 
     return evaluate

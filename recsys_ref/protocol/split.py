@@ -104,8 +104,8 @@ class Split:
         drop_unseen: the tuning split tests only ``valid`` rows whose user and item occur
             in ``train`` without ``valid`` (temporal protocols).
         mask_seen: rank only the items the user has not interacted with in ``train``
-            (default). ``False`` ranks the whole catalogue, seen items included, as the
-            sequential-recommendation literature does (RecBole's full sort).
+            (default). ``False`` ranks the whole catalogue, seen items included, as
+            RecBole's sequential protocol does (its full sort).
     """
 
     train: pd.DataFrame

@@ -315,16 +315,8 @@ class NeuralSequentialRecommender(SequentialRecommender):
         """Train on the sequences of ``train``; with ``valid``, early stopping on
         ``valid_metric@valid_k`` of the next item after each training history."""
         self._store_sequences(train, num_users, num_items)
-        validator = None
-        if valid is not None and len(valid):
-            validator = ranking_validator(self, train, valid, self.valid_metric, self.valid_k)
-            if not self.mask_seen:
-                def validator(model=self) -> float:
-                    from recsys_ref.protocol.evaluate import evaluate_ranking
-                    res = evaluate_ranking(model.score, valid, model.num_users,
-                                           model.num_items, model.valid_k,
-                                           metrics=[model.valid_metric])
-                    return res[model.valid_metric]
+        validator = ranking_validator(self, train, valid, self.valid_metric, self.valid_k,
+                                      mask_seen=self.mask_seen)
         self.history = Trainer(self.trainer_config()).fit(self, validator)
         times = self.history.epoch_seconds
         self.epoch_seconds = float(np.median(times)) if times else None
