@@ -1,5 +1,6 @@
-"""Next-item recommendation on MovieLens-1M (chapter 10): the book's sequential models,
-its best non-sequential ones and cornac's SASRec and GRU4Rec, in one run, one evaluator.
+"""Next-item recommendation on MovieLens-1M (chapters 10 and 11): the book's sequential
+models (GRU4Rec, SASRec, SR-GNN), its best non-sequential ones and cornac's SASRec and
+GRU4Rec, in one run, one evaluator.
 
     python benchmarks/part4_sequential.py [--protocol sasrec|recbole] [--models ...]
         [--seeds 42 43 44] [--max-len 200] [--windows all|latest] [--max-epochs 200]
@@ -38,7 +39,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from recsys_ref.data import atomic_write, load_movielens  # noqa: E402
-from recsys_ref.models import EASE, GRU4Rec, ItemTransitions, Popularity, SASRec  # noqa: E402
+from recsys_ref.models import (EASE, GRU4Rec, ItemTransitions, Popularity,  # noqa: E402
+                               SASRec, SRGNN)
 from recsys_ref.protocol.sequential import next_item_split  # noqa: E402
 from recsys_ref.protocol.split import evaluate  # noqa: E402
 from recsys_ref.protocol.stats import format_mean_std, seed_summary  # noqa: E402
@@ -62,6 +64,9 @@ OURS = {
     "sasrec": (SASRec, dict(embed_dim=64, loss="ce", lr=1e-2, batch_size=128,
                             dropout=0.2, num_blocks=2, num_heads=1, eval_every=2,
                             patience=3)),
+    # chapter 11's: one target per step sample, 256 of them per step
+    "srgnn": (SRGNN, dict(embed_dim=64, loss="ce", lr=1e-2, batch_size=256,
+                          num_steps=1, eval_every=2, patience=3)),
 }
 PEERS = ("cornac-sasrec", "cornac-gru4rec")
 
@@ -69,10 +74,10 @@ PEERS = ("cornac-sasrec", "cornac-gru4rec")
 def _fit_ours(name: str, split, seed: int, args) -> tuple[object, dict]:
     cls, kw = OURS[name]
     info: dict = {}
-    if cls in (SASRec, GRU4Rec):
+    if cls in (SASRec, GRU4Rec, SRGNN):
         kw = dict(kw, max_len=args.max_len, windows=args.windows,
                   num_epochs=args.max_epochs, seed=seed, mask_seen=split.mask_seen,
-                  num_threads=args.threads)
+                  num_threads=args.threads, progress=args.progress)
         model = cls(**kw).fit(split.tuning.train, split.num_users, split.num_items,
                               valid=split.valid)
         h = model.history
@@ -151,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="training windows: every target (default) or the latest L + 1")
     ap.add_argument("--peer-epochs", type=int, default=20)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--progress", action="store_true",
+                    help="a progress bar per fit (epochs, validation score)")
     ap.add_argument("--quick", action="store_true", help="300 users, 2 epochs: checks the script")
     ap.add_argument("--fresh", action="store_true", help="ignore cached results")
     ap.add_argument("--out", type=Path, default=HERE / "part4_sequential")

@@ -23,8 +23,8 @@ Protocols (named constructors of :class:`recsys_ref.protocol.split.Split`):
     the sequential protocols of :mod:`recsys_ref.protocol.sequential` (MovieLens-1M:
     the SASRec reproductions' file with seen items masked / RecBole's with seen items
     ranked): leave-last-out by time, the data filtered and re-indexed as the protocol
-    says. Sequential models (``sasrec``, ``gru4rec``, ``transitions``) read each user's
-    history from the training part.
+    says. Sequential models (``sasrec``, ``gru4rec``, ``srgnn``, ``transitions``) read
+    each user's history from the training part.
 
 Output files in ``--out``: ``metrics.json`` (metrics, protocol, parameters, timings),
 ``train.csv`` (what the model was fitted on: train without the validation part),

@@ -42,6 +42,7 @@ _CLASSES: dict[str, str] = {
     "ItemTransitions": "recsys_ref.models.sequential.markov",
     "GRU4Rec": "recsys_ref.models.sequential.gru4rec",
     "SASRec": "recsys_ref.models.sequential.sasrec",
+    "SRGNN": "recsys_ref.models.sequential.srgnn",
 }
 
 __all__ = ["MODELS", "Recommender", "get_model", "check_params", *_CLASSES]
@@ -72,6 +73,7 @@ MODELS: dict[str, str] = {
     "transitions": "recsys_ref.models.sequential.markov:ItemTransitions",
     "gru4rec": "recsys_ref.models.sequential.gru4rec:GRU4Rec",
     "sasrec": "recsys_ref.models.sequential.sasrec:SASRec",
+    "srgnn": "recsys_ref.models.sequential.srgnn:SRGNN",
 }
 
 

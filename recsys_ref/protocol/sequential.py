@@ -24,7 +24,8 @@ In both, the validation item is part of the history the test prediction reads
 (:func:`recsys_ref.evaluate` passes ``split.train``). HR@k is the split's recall@k (one
 held-out item per user).
 
-Used in: ``chapters/10_sequential``, ``benchmarks/part4_sequential.py``.
+Used in: ``chapters/10_sequential``, ``chapters/11_session_graphs``,
+``benchmarks/part4_sequential.py``.
 """
 from __future__ import annotations
 

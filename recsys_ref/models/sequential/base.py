@@ -27,7 +27,8 @@ full-catalogue cross-entropy at every position (``loss="ce"``), the original SAS
 binary cross-entropy with one sampled negative per position (``"bce"``), or a softmax over
 the positive and ``num_neg`` negatives shared by the batch (``"sampled"``).
 
-Used in: ``chapters/10_sequential`` and ``benchmarks/part4_sequential.py``.
+Used in: ``chapters/10_sequential``, ``chapters/11_session_graphs`` and
+``benchmarks/part4_sequential.py``.
 """
 from __future__ import annotations
 
@@ -94,9 +95,34 @@ class Sequences:
         """``(len(users), length)`` LongTensor: each user's latest ``length`` items as
         ``item + 1``, left-padded with ``0`` (the most recent item is the last column)."""
         users = np.asarray(users, dtype=np.int64).ravel()
-        end = self.ptr[users + 1][:, None]
-        idx = end - length + np.arange(length)[None, :]
-        valid = idx >= self.ptr[users][:, None]
+        return self._gather(self.ptr[users], self.ptr[users + 1], length)
+
+    def targets(self, length: int | None = None) -> np.ndarray:
+        """Positions in :attr:`items` of every next-item target: each item but the first
+        of its sequence; with ``length``, each user's latest ``length`` targets only (those
+        of :meth:`windows` with ``latest_only``)."""
+        pos = np.arange(len(self.items), dtype=np.int64)
+        user = np.repeat(np.arange(self.num_users), self.lengths)
+        keep = pos > self.ptr[user]
+        if length is not None:
+            keep &= pos >= self.ptr[user + 1] - length
+        return pos[keep]
+
+    def before(self, positions, length: int) -> torch.Tensor:
+        """``(len(positions), length)`` LongTensor: the latest ``length`` items of the
+        same user *before* each position of :attr:`items` (its prefix), left-padded as
+        :meth:`last` — the input of a model that predicts ``items[position]``."""
+        positions = np.asarray(positions, dtype=np.int64).ravel()
+        if len(positions) and (positions.min() < 0 or positions.max() >= len(self.items)):
+            raise ValueError(f"positions must index items (0 to {len(self.items) - 1}); got "
+                             f"{positions.min()} to {positions.max()}")
+        user = np.searchsorted(self.ptr, positions, side="right") - 1
+        return self._gather(self.ptr[user], positions, length)
+
+    def _gather(self, starts: np.ndarray, ends: np.ndarray, length: int) -> torch.Tensor:
+        """Rows of ``items[start:end]``'s latest ``length`` entries (+ 1), left-padded."""
+        idx = ends[:, None] - length + np.arange(length)[None, :]
+        valid = idx >= starts[:, None]
         out = np.where(valid, self.items[np.clip(idx, 0, max(len(self.items) - 1, 0))] + 1
                        if len(self.items) else 0, 0)
         return torch.as_tensor(out, dtype=torch.long)
@@ -198,7 +224,9 @@ class NeuralSequentialRecommender(SequentialRecommender):
     The subclass's :meth:`build` returns a module with ``encode(x (B, L)) -> (B, L, d)``
     (position :math:`t` sees items :math:`\le t` only) and ``item_vectors() -> (I, d)``;
     the score of item :math:`i` after position :math:`t` is
-    :math:`\mathbf h_t^\top \mathbf e_i`.
+    :math:`\mathbf h_t^\top \mathbf e_i`. A model that reads each prefix separately
+    instead (SR-GNN) overrides :meth:`setup`, :meth:`calculate_loss` and
+    :meth:`_final_state` and keeps the rest (losses, early stopping, scoring).
 
     Losses, over the positions :math:`t` with a target :math:`i_t` (padding ignored):
 
@@ -287,27 +315,28 @@ class NeuralSequentialRecommender(SequentialRecommender):
         x, y = w[:, :-1], w[:, 1:]
         keep = (x > 0) & (y > 0)          # an item predicts the next one (no pad inputs)
         h = self.module.encode(x)[keep]                       # (P, d)
-        target = y[keep] - 1                                  # (P,) 0-based items
+        return self._loss(h, y[keep] - 1), int(keep.sum())
+
+    def _loss(self, h: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The objective for states ``h (P, d)`` and their next items ``target (P,)``."""
         items = self.module.item_vectors()                    # (I, d)
         if self.loss == "ce":
-            loss = F.cross_entropy(h @ items.T, target)
-        elif self.loss == "bce":
+            return F.cross_entropy(h @ items.T, target)
+        if self.loss == "bce":
             neg = torch.randint(0, self.num_items, target.shape, generator=self._gen)
             neg = neg.to(h.device)
             # index_select, not items[...]: its backward adds rows in a fixed order
             # (advanced indexing's accumulates across threads: not reproducible)
             pos_s = (h * items.index_select(0, target)).sum(-1)
             neg_s = (h * items.index_select(0, neg)).sum(-1)
-            loss = (F.softplus(-pos_s) + F.softplus(neg_s)).mean()
-        else:
-            neg = torch.randint(0, self.num_items, (self.num_neg,), generator=self._gen)
-            neg = neg.to(h.device)
-            pos_s = (h * items.index_select(0, target)).sum(-1, keepdim=True)
-            neg_s = h @ items.index_select(0, neg).T            # (P, n)
-            # a sampled negative equal to the target is not a negative
-            neg_s = neg_s.masked_fill(neg[None, :] == target[:, None], float("-inf"))
-            loss = -torch.log_softmax(torch.cat([pos_s, neg_s], 1), 1)[:, 0].mean()
-        return loss, int(keep.sum())
+            return (F.softplus(-pos_s) + F.softplus(neg_s)).mean()
+        neg = torch.randint(0, self.num_items, (self.num_neg,), generator=self._gen)
+        neg = neg.to(h.device)
+        pos_s = (h * items.index_select(0, target)).sum(-1, keepdim=True)
+        neg_s = h @ items.index_select(0, neg).T                # (P, n)
+        # a sampled negative equal to the target is not a negative
+        neg_s = neg_s.masked_fill(neg[None, :] == target[:, None], float("-inf"))
+        return -torch.log_softmax(torch.cat([pos_s, neg_s], 1), 1)[:, 0].mean()
 
     # -- fit / score -------------------------------------------------------------------
     def fit(self, train: pd.DataFrame, num_users: int, num_items: int,
@@ -327,9 +356,12 @@ class NeuralSequentialRecommender(SequentialRecommender):
     def _score_last(self, x: torch.Tensor) -> torch.Tensor:
         self._check_fitted()
         self.module.eval()
-        x = x.to(self.device)
-        h = self.module.encode(x)[:, -1]                      # after the latest item
+        h = self._final_state(x.to(self.device))
         return (h @ self.module.item_vectors().T).cpu()
+
+    def _final_state(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, d)``: the state after the latest item of each left-padded row."""
+        return self.module.encode(x)[:, -1]
 
     _transient = ("module", "history", "_windows", "_gen", "_history_cache")
 

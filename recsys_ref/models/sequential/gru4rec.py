@@ -15,7 +15,7 @@ with the state carried along each sequence (PyTorch's fused :class:`torch.nn.GRU
 left padding is a run of zero vectors before the first item, which the network learns to
 treat as its starting state.
 
-Used in: ``chapters/10_sequential``.
+Used in: ``chapters/10_sequential``, ``chapters/11_session_graphs``.
 """
 from __future__ import annotations
 

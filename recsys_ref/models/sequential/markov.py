@@ -9,7 +9,7 @@ a first-order Markov chain read off the counts (:math:`s_n` is the user's latest
 popularity, scaled below one count (:math:`\epsilon\,\mathrm{pop}(i) < 1`), only breaks
 ties, and ranks alone for a user without history.
 
-Used in: ``chapters/10_sequential``.
+Used in: ``chapters/10_sequential``, ``chapters/11_session_graphs``.
 """
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ Training (:class:`~recsys_ref.models.sequential.base.NeuralSequentialRecommender
 position predicts the next item; the paper's loss is ``"bce"`` (one sampled negative per
 position), ``"ce"`` the full-catalogue cross-entropy that later work found far better.
 
-Used in: ``chapters/10_sequential``.
+Used in: ``chapters/10_sequential``, ``chapters/11_session_graphs``.
 """
 from __future__ import annotations
 
