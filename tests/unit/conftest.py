@@ -32,3 +32,26 @@ def planted_groups(num_users: int = 60, seed: int = 0) -> tuple[pd.DataFrame, pd
 def planted():
     """:func:`planted_groups` with its defaults: 60 users, 40 items."""
     return planted_groups()
+
+
+def _cycle_frame(num_users: int = 120, num_items: int = 12, length: int = 9, seed: int = 0,
+                 noise: float = 0.0) -> pd.DataFrame:
+    """Each user walks the items in a cycle i -> i + 1 (mod I) from a random start, jumping
+    to a random item with probability ``noise``; timestamps give the order, rows shuffled.
+    The planted order a sequential model must learn (popularity cannot)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(num_users):
+        item = int(rng.integers(num_items))
+        for t in range(length):
+            rows.append((u, item, 1000 + t))
+            jump = rng.random() < noise
+            item = int(rng.integers(num_items)) if jump else (item + 1) % num_items
+    frame = pd.DataFrame(rows, columns=["user", "item", "timestamp"])
+    return frame.drop_duplicates(["user", "item"]).sample(frac=1.0, random_state=seed)
+
+
+@pytest.fixture
+def cycle_frame():
+    """The factory :func:`_cycle_frame` (call it with the sizes a test needs)."""
+    return _cycle_frame

@@ -16,19 +16,6 @@ from recsys_ref.protocol.split import Split, evaluate
 from recsys_ref.protocol.splits import chronological_order, leave_last_out
 
 
-def _cycle_frame(num_users=120, num_items=12, length=9, seed=0, noise=0.0):
-    """Each user walks the items in a cycle i -> i + 1 (mod I) from a random start."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for u in range(num_users):
-        item = int(rng.integers(num_items))
-        for t in range(length):
-            rows.append((u, item, 1000 + t))
-            item = (item + 1) % num_items if rng.random() >= noise else int(rng.integers(num_items))
-    frame = pd.DataFrame(rows, columns=["user", "item", "timestamp"])
-    return frame.drop_duplicates(["user", "item"]).sample(frac=1.0, random_state=seed)
-
-
 def test_leave_last_out_never_puts_a_later_interaction_in_train():
     rng = np.random.default_rng(3)
     f = pd.DataFrame({"user": rng.integers(0, 30, 600), "item": np.arange(600),
@@ -99,10 +86,10 @@ def test_item_transitions_by_hand_and_history_from_the_split():
     assert s[0, 2] >= 1 and s[0, 3] >= 1 and s[0, 0] < 1
 
 
-def test_evaluate_reads_the_history_of_the_split():
+def test_evaluate_reads_the_history_of_the_split(cycle_frame):
     """Fitted on the tuning part, a model is tested with the validation item in the history:
     on a perfect cycle the next item is then always ranked first."""
-    f = _cycle_frame()
+    f = cycle_frame()
     split = Split.leave_last_out(f, mask_seen=False, num_users=120, num_items=12)
     m = ItemTransitions().fit(split.tuning.train, 120, 12)
     assert evaluate(m, split.tuning, k=1)["precision"] == 1.0
@@ -112,8 +99,8 @@ def test_evaluate_reads_the_history_of_the_split():
     assert wrong["precision"] == 0.0
 
 
-def test_mask_seen_changes_what_is_ranked():
-    f = _cycle_frame()
+def test_mask_seen_changes_what_is_ranked(cycle_frame):
+    f = cycle_frame()
     masked = Split.leave_last_out(f, num_users=120, num_items=12)
     ranked = Split.leave_last_out(f, mask_seen=False, num_users=120, num_items=12)
     assert len(masked.exclude()) == 1 and masked.exclude()[0] is masked.train
@@ -125,8 +112,8 @@ def test_mask_seen_changes_what_is_ranked():
 @pytest.mark.parametrize("cls,kw", [(GRU4Rec, {}), (SASRec, {"num_heads": 2}),
                                     (SASRec, {"loss": "bce"}),
                                     (GRU4Rec, {"loss": "sampled", "num_neg": 5})])
-def test_neural_models_learn_a_planted_order(cls, kw):
-    f = _cycle_frame(noise=0.1)
+def test_neural_models_learn_a_planted_order(cls, kw, cycle_frame):
+    f = cycle_frame(noise=0.1)
     split = Split.leave_last_out(f, mask_seen=False, num_users=120, num_items=12)
     model = cls(max_len=8, embed_dim=16, lr=1e-2, num_epochs=40, batch_size=32,
                 eval_every=5, patience=3, seed=0, mask_seen=split.mask_seen, **kw)
@@ -136,8 +123,8 @@ def test_neural_models_learn_a_planted_order(cls, kw):
     assert ours["precision"] > 0.6 > base["precision"] + 0.3
 
 
-def test_sasrec_save_load_round_trip(tmp_path):
-    f = _cycle_frame(num_users=30)
+def test_sasrec_save_load_round_trip(tmp_path, cycle_frame):
+    f = cycle_frame(num_users=30)
     m = SASRec(max_len=5, embed_dim=8, num_epochs=2, batch_size=16, seed=1)
     m.fit(f, 30, 12)
     path = m.save(tmp_path / "sasrec.pt")
@@ -147,8 +134,8 @@ def test_sasrec_save_load_round_trip(tmp_path):
     assert torch.allclose(m.score_items([3, 4, 5]), back.score_items([3, 4, 5]), atol=1e-6)
 
 
-def test_sequential_models_refuse_frames_without_time():
-    f = _cycle_frame().drop(columns="timestamp")
+def test_sequential_models_refuse_frames_without_time(cycle_frame):
+    f = cycle_frame().drop(columns="timestamp")
     with pytest.raises(ValueError, match="timestamp"):
         GRU4Rec(num_epochs=1).fit(f, 120, 12)
 

@@ -127,21 +127,8 @@ def test_prefixes_by_hand():
     assert s.before([s.ptr[1] - 1], 3).tolist() == [[4, 5, 2]]
 
 
-def _cycle_frame(num_users=120, num_items=12, length=9, seed=0, noise=0.1):
-    rng = np.random.default_rng(seed)
-    rows = []
-    for u in range(num_users):
-        item = int(rng.integers(num_items))
-        for t in range(length):
-            rows.append((u, item, 1000 + t))
-            jump = rng.random() < noise
-            item = int(rng.integers(num_items)) if jump else (item + 1) % num_items
-    frame = pd.DataFrame(rows, columns=["user", "item", "timestamp"])
-    return frame.drop_duplicates(["user", "item"]).sample(frac=1.0, random_state=seed)
-
-
-def test_srgnn_learns_a_planted_order_and_round_trips(tmp_path):
-    f = _cycle_frame()
+def test_srgnn_learns_a_planted_order_and_round_trips(tmp_path, cycle_frame):
+    f = cycle_frame(noise=0.1)
     split = Split.leave_last_out(f, mask_seen=False, num_users=120, num_items=12)
     model = SRGNN(max_len=8, embed_dim=16, lr=1e-2, num_epochs=30, batch_size=64,
                   eval_every=5, patience=3, seed=0, mask_seen=split.mask_seen)
@@ -157,8 +144,8 @@ def test_srgnn_learns_a_planted_order_and_round_trips(tmp_path):
     assert (alpha[model.sequences.last([0, 1], 8) == 0] == 0).all()
 
 
-def test_srgnn_scores_an_empty_history():
-    f = _cycle_frame(num_users=20)
+def test_srgnn_scores_an_empty_history(cycle_frame):
+    f = cycle_frame(num_users=20, noise=0.1)
     model = SRGNN(max_len=4, embed_dim=8, num_epochs=1, seed=0).fit(f, 21, 12)
     scores = model.score(torch.tensor([20]))                # user 20 has no rows
     assert scores.shape == (1, 12) and torch.isfinite(scores).all()
