@@ -81,7 +81,7 @@ peers: env
 ## benchmarks/seeds/*.csv back). After a change of those chapters or of the package:
 ## SEEDS_ARGS=--force. About 10 minutes per chapter on 2 cores; resumable.
 seeds: env
-	for ch in 06_graph_convolution 07_graphsage_sampling 11_session_graphs; do \
+	for ch in 06_graph_convolution 07_graphsage_sampling 10_sequential 11_session_graphs; do \
 	  $(PY) benchmarks/chapter_seeds.py chapters/$$ch.ipynb $(SEEDS_ARGS) || exit 1; done
 
 clean:
