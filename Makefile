@@ -10,7 +10,7 @@ PY         := $(VENV)/bin/python
 # The CPU wheel of this version lies on this project's machines; on a CUDA machine plain
 # pip gives the CUDA build of the same version.
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS     ?= lm,book,test,peers
+EXTRAS     ?= lm,book,test,peers,tune
 CHAPTERS   := $(sort $(wildcard chapters/[0-9]*.ipynb))
 
 # The data: an explicit RECSYS_REF_DATA wins; else ../shared/data when it exists; else the

@@ -71,7 +71,8 @@ def degree(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
 
 def normalized_adjacency(edge_index: torch.Tensor, num_nodes: int, add_self_loops: bool = False,
                          edge_weight: torch.Tensor | None = None,
-                         dtype: torch.dtype = torch.float32) -> torch.Tensor:
+                         dtype: torch.dtype = torch.float32,
+                         exponent: float = 0.5) -> torch.Tensor:
     r"""Sparse :math:`D^{-1/2} (A [+ I]) D^{-1/2}` as a coalesced ``torch.sparse_coo`` tensor:
     the one normalised adjacency of the package (LightGCN, NGCF, GCN, GAT, the GAE chapter).
 
@@ -89,7 +90,14 @@ def normalized_adjacency(edge_index: torch.Tensor, num_nodes: int, add_self_loop
         add_self_loops: use :math:`A + I` (default False: LightGCN's :math:`\tilde A`).
         edge_weight: ``(E,)`` weights (default 1).
         dtype: dtype of the values (default float32).
+        exponent: :math:`r` of the general form :math:`D^{-r} A D^{-(1-r)}`, entry
+            :math:`a_{ij} / (d_i^{\,r} d_j^{\,1-r})`: 0.5 (default) the symmetric matrix
+            above, 1 the row-normalised mean over in-neighbours, 0 each message divided by
+            its sender's degree (the normalisation exponent of the architecture search of
+            ``chapters/12_architecture_search``).
     """
+    if not 0.0 <= exponent <= 1.0:
+        raise ValueError(f"exponent must lie in [0, 1], got {exponent}")
     if edge_index.dim() != 2 or edge_index.shape[0] != 2:
         raise ValueError(f"edge_index must have shape (2, E), got {tuple(edge_index.shape)}")
     if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= num_nodes):
@@ -106,8 +114,14 @@ def normalized_adjacency(edge_index: torch.Tensor, num_nodes: int, add_self_loop
         src, dst = torch.cat([src, loops]), torch.cat([dst, loops])
         w = torch.cat([w, torch.ones(loops.numel(), dtype=dtype, device=w.device)])
     deg = torch.zeros(num_nodes, dtype=dtype, device=w.device).index_add_(0, dst, w)
-    inv_sqrt = torch.where(deg > 0, deg.pow(-0.5), torch.zeros_like(deg))     # d^{-1/2}
-    values = inv_sqrt[dst] * w * inv_sqrt[src]
+    if exponent == 0.5:
+        inv_sqrt = torch.where(deg > 0, deg.pow(-0.5), torch.zeros_like(deg))  # d^{-1/2}
+        values = inv_sqrt[dst] * w * inv_sqrt[src]
+    else:
+        safe = torch.where(deg > 0, deg, torch.ones_like(deg))
+        values = torch.where((deg[dst] > 0) & (deg[src] > 0),
+                             w * safe[dst].pow(-exponent) * safe[src].pow(exponent - 1.0),
+                             torch.zeros_like(w))
     return torch.sparse_coo_tensor(torch.stack([dst, src]), values, (num_nodes, num_nodes),
                                    check_invariants=False).coalesce()
 
