@@ -56,7 +56,7 @@ from recsys_ref.nas.space import Param, SearchSpace
 from recsys_ref.nn.fused_losses import embedding_l2
 
 __all__ = ["LAYERS", "COMBINES", "ACTIVATIONS", "graph_space", "SearchedGNNModule",
-           "SearchedGNN", "build_model", "LIGHTGCN_POINT"]
+           "SearchedGNN", "build_model", "describe", "LIGHTGCN_POINT"]
 
 LAYERS = ("none", "lightgcn", "gcn", "sage", "gat", "gin")
 COMBINES = ("last", "mean", "weighted", "concat")
@@ -248,3 +248,18 @@ def build_model(point: dict, space: SearchSpace | None = None, **train_kwargs) -
         loss = dict(loss="bpr", num_neg=1, normalize=False)
     return SearchedGNN(layer=point["layer"], embed_dim=int(point["embed_dim"]),
                        **arch, **loss, **train_kwargs)
+
+
+def describe(point: dict) -> str:
+    """A point of :func:`graph_space` in one short line, e.g.
+    ``"lightgcn x3, mean, identity, r=0.5, d=64, softmax tau=0.2"``."""
+    if point["layer"] == "none":
+        head = "MF (no propagation)"
+    else:
+        head = (f"{point['layer']} x{point['depth']}, {point['combine']}, "
+                f"{point['activation']}")
+        if "exponent" in point:
+            head += f", r={point['exponent']:g}"
+    loss = (f"softmax tau={point['temperature']:.2g}" if point["loss"] == "softmax"
+            else "BPR")
+    return f"{head}, d={point['embed_dim']}, {loss}"

@@ -48,7 +48,8 @@ from recsys_ref.nas.space import SearchSpace
 
 __all__ = ["RandomSearch", "GridSearch", "EvolutionarySearch", "OptunaSearch",
            "ReinforceSearch", "TrialStore", "TrainingObjective", "SearchResult",
-           "run_search", "OptunaPruning"]
+           "run_search", "compare", "standard_strategies", "refit_and_test",
+           "OptunaPruning"]
 
 
 # -- strategies -------------------------------------------------------------------------
@@ -362,6 +363,90 @@ def run_search(strategy, objective: Callable[[dict], tuple[float, float]], budge
         result.trials.append({"trial": t + 1, "value": value, "seconds": seconds,
                               "point": dict(point)})
     return result
+
+
+def compare(strategies: dict[str, Callable[[int], object]], objective, budget: int,
+            seeds: Sequence[int] = (0, 1, 2), progress: bool = False) -> pd.DataFrame:
+    """Run every strategy with every search seed, the same ``budget`` each.
+
+    Args:
+        strategies: ``{name: factory}``, ``factory(seed)`` a fresh strategy.
+        objective: ``point -> (value, seconds)`` (a :class:`TrainingObjective`).
+        budget: trials per search.
+        seeds: search seeds (the strategies' draws; the training seeds are the
+            objective's).
+
+    Returns:
+        one row per trial: ``strategy, seed, trial, value, best`` (best so far),
+        ``seconds``, ``cum_seconds`` (recorded cost, cached evaluations included) and
+        ``point``.
+    """
+    frames = []
+    for name, factory in strategies.items():
+        for seed in seeds:
+            f = run_search(factory(seed), objective, budget, seed, progress).frame
+            f.insert(0, "seed", seed)
+            f.insert(0, "strategy", name)
+            frames.append(f)
+    return pd.concat(frames, ignore_index=True)
+
+
+def standard_strategies(space: SearchSpace, population: int = 4, sample: int = 2,
+                        startup: int = 4, reinforce_lr: float = 20.0) -> dict:
+    """The five strategies of chapter 12 as ``{name: factory(seed)}`` for :func:`compare`:
+    random; regularised evolution (``population``, tournament of ``sample``); Optuna's
+    NSGA-II (population ``population``); Optuna's TPE with ``multivariate=True,
+    group=True`` (the conditional space modelled jointly) after ``startup`` random
+    trials; the REINFORCE controller (step ``reinforce_lr``: validation NDCG
+    differences are hundredths, and the advantage scales the step)."""
+    import optuna
+
+    def nsga(seed):
+        return OptunaSearch(space, optuna.samplers.NSGAIISampler(
+            population_size=population, seed=seed), "NSGA-II")
+
+    def tpe(seed):
+        return OptunaSearch(space, optuna.samplers.TPESampler(
+            multivariate=True, group=True, seed=seed, n_startup_trials=startup), "TPE")
+
+    return {"random": lambda seed: RandomSearch(space, seed=seed),
+            "evolution": lambda seed: EvolutionarySearch(space, population, sample, seed),
+            "NSGA-II": nsga, "TPE": tpe,
+            "REINFORCE": lambda seed: ReinforceSearch(space, lr=reinforce_lr, seed=seed)}
+
+
+def refit_and_test(build: Callable, split, seeds: Sequence[int], k: int = 10,
+                   metrics: Sequence[str] = ("ndcg", "precision", "recall", "map")
+                   ) -> pd.DataFrame:
+    """Chapter 6's protocol for a final model, once per seed: fit on
+    ``split.tuning.train`` with early stopping on ``split.valid``, refit on all of
+    ``split.train`` for the selected number of epochs (no validation), rank
+    ``split.test`` once.
+
+    Args:
+        build: ``build(seed=..., **overrides) -> model``; the refit passes
+            ``num_epochs`` and ``patience=None``.
+        split: a :class:`~recsys_ref.protocol.split.Split` with a validation part.
+        seeds: training seeds.
+
+    Returns:
+        one row per seed (index ``seed``): ``epochs`` (selected), ``at_cap`` (the
+        selection run ended at its epoch cap, still improving) and the test metrics.
+    """
+    from recsys_ref.protocol.split import evaluate
+    if split.valid is None:
+        raise ValueError("the split has no validation part to select the epochs on")
+    rows = []
+    for seed in seeds:
+        model = build(seed=seed)
+        model.fit(split.tuning.train, split.num_users, split.num_items, valid=split.valid)
+        epochs = model.history.best_epoch + 1
+        refit = build(seed=seed, num_epochs=epochs, patience=None)
+        refit.fit(split.train, split.num_users, split.num_items)
+        res = evaluate(refit, split, k=k, metrics=list(metrics))
+        rows.append({"seed": seed, "epochs": epochs,
+                     "at_cap": not model.history.stopped_early, **res})
+    return pd.DataFrame(rows).set_index("seed")
 
 
 class OptunaPruning:

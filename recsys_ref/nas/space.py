@@ -92,8 +92,10 @@ class Param:
         if self.integer:
             return int(rng.integers(int(self.low), int(self.high) + 1))
         if self.log:
-            return float(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
-        return float(rng.uniform(self.low, self.high))
+            v = math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
+        else:
+            v = rng.uniform(self.low, self.high)
+        return float(min(max(v, self.low), self.high))     # exp(log(x)) may round out
 
     def neighbour(self, value: Any, rng: np.random.Generator) -> Any:
         """A different value close to ``value``: another choice; an integer one step

@@ -292,3 +292,46 @@ def test_objective_averages_seeds_and_records_failures(random_frame):
                             build=diverges)
     rec = bad.evaluate(point, 0)
     assert rec["value"] == 0.0 and "NaN" in rec["error"]
+
+
+def test_describe_reads_a_point():
+    from recsys_ref.nas.builder import describe
+    assert describe(LIGHTGCN_POINT) == \
+        "lightgcn x3, mean, identity, r=0.5, d=64, softmax tau=0.2"
+    assert describe({"layer": "none", "embed_dim": 32, "loss": "bpr"}) == \
+        "MF (no propagation), d=32, BPR"
+
+
+def test_refit_and_test_selects_epochs_on_validation_then_refits(random_frame):
+    from recsys_ref.nas.search import refit_and_test
+    from recsys_ref.protocol.split import Split
+    split = Split.per_user(random_frame, (0.6, 0.2, 0.2), seed=0, num_users=40,
+                           num_items=30)
+    built = []
+
+    def build(seed, **over):
+        kw = dict(num_epochs=6, eval_every=1, patience=2, batch_size=64, lr=1e-2)
+        model = build_model({**LIGHTGCN_POINT, "embed_dim": 32}, seed=seed,
+                            **{**kw, **over})
+        built.append(over)
+        return model
+
+    out = refit_and_test(build, split, [3, 4], metrics=["ndcg"])
+    assert list(out.index) == [3, 4]
+    assert built[0] == {} and built[1] == {"num_epochs": int(out.loc[3, "epochs"]),
+                                           "patience": None}
+    assert 1 <= out["epochs"].min() and out["epochs"].max() <= 6
+    assert ((0 <= out["ndcg"]) & (out["ndcg"] <= 1)).all()
+
+
+def test_standard_strategies_share_the_ask_tell_interface():
+    from recsys_ref.nas.search import standard_strategies
+    space = graph_space()
+    strategies = standard_strategies(space)
+    assert list(strategies) == ["random", "evolution", "NSGA-II", "TPE", "REINFORCE"]
+    for name, factory in strategies.items():
+        a = run_search(factory(3), lambda p: (float(p["embed_dim"]), 0.0), 6)
+        b = run_search(factory(3), lambda p: (float(p["embed_dim"]), 0.0), 6)
+        assert [t["point"] for t in a.trials] == [t["point"] for t in b.trials], name
+        for t in a.trials:
+            space.validate(t["point"])
