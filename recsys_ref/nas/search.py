@@ -181,7 +181,7 @@ class ReinforceSearch:
     def ask(self) -> dict:
         point: dict = {}
         for p in self.space:
-            if not self.space._is_active(p, point):
+            if not self.space.is_active(p, point):
                 continue
             if p.categorical:
                 point[p.name] = p.choices[int(self.rng.choice(len(p.choices),
@@ -302,9 +302,9 @@ class TrainingObjective:
             model = self.build(point, seed=seed, **self.fidelity)
             model.fit(self.train, self.num_users, self.num_items, valid=self.valid)
             epochs = len(model.history.rows)
-            model.valid_metric, model.valid_k = self.metric, self.k
             value = float(ranking_validator(model, self.train, self.valid, self.metric,
-                                            self.k, before=model._drop_cache)())
+                                            self.k, before=getattr(model, "_drop_cache",
+                                                                   None))())
             if not math.isfinite(value):
                 raise ValueError("the validation score is not finite")
         except (ValueError, RuntimeError) as exc:        # NaN loss, a diverged model

@@ -162,14 +162,15 @@ class SearchSpace:
 
     # -- the conditional structure ----------------------------------------------------
     @staticmethod
-    def _is_active(p: Param, point: dict) -> bool:
+    def is_active(p: Param, point: dict) -> bool:
+        """Whether ``p`` exists given the values already in ``point`` (its conditions)."""
         return all(k in point and point[k] in allowed for k, allowed in p.when.items())
 
     def active(self, point: dict) -> list[str]:
         """Names of the parameters that exist at ``point`` (in the space's order)."""
         out: dict = {}
         for p in self.params:
-            if self._is_active(p, out) and p.name in point:
+            if self.is_active(p, out) and p.name in point:
                 out[p.name] = point[p.name]
         return list(out)
 
@@ -179,7 +180,7 @@ class SearchSpace:
         self.validate(point)
         out: dict = {}
         for p in self.params:
-            if self._is_active(p, out):
+            if self.is_active(p, out):
                 v = point[p.name]
                 out[p.name] = int(v) if p.integer else (float(v) if not p.categorical else v)
         return out
@@ -195,7 +196,7 @@ class SearchSpace:
                              f"{[p.name for p in self.params]}")
         current: dict = {}
         for p in self.params:
-            if not self._is_active(p, current):
+            if not self.is_active(p, current):
                 continue
             if p.name not in point:
                 raise ValueError(f"parameter {p.name!r} is active at this point but missing")
@@ -214,7 +215,7 @@ class SearchSpace:
         """A point drawn uniformly parameter by parameter (active ones only)."""
         point: dict = {}
         for p in self.params:
-            if self._is_active(p, point):
+            if self.is_active(p, point):
                 point[p.name] = p.sample(rng)
         return point
 
@@ -231,7 +232,7 @@ class SearchSpace:
         child[name] = self._by_name[name].neighbour(point[name], rng)
         out: dict = {}
         for p in self.params:
-            if self._is_active(p, out):
+            if self.is_active(p, out):
                 out[p.name] = child[p.name] if p.name in child else p.sample(rng)
         return out
 
@@ -243,7 +244,7 @@ class SearchSpace:
         """Ask an Optuna ``trial`` for a point: the active parameters only, in order."""
         point: dict = {}
         for p in self.params:
-            if self._is_active(p, point):
+            if self.is_active(p, point):
                 point[p.name] = p.suggest(trial)
         return point
 
@@ -257,7 +258,7 @@ class SearchSpace:
             values = p.choices if p.categorical else range(int(p.low), int(p.high) + 1)
             nxt = []
             for pt in points:
-                if self._is_active(p, pt):
+                if self.is_active(p, pt):
                     nxt.extend({**pt, p.name: v} for v in values)
                 else:
                     nxt.append(pt)
